@@ -1,0 +1,5 @@
+//! The SIP trunk driver: RFC 3261 transactions and dialogs as sans-IO state machines driven by an
+//! injected clock, digest authentication, registration, SDP offer/answer (RFC 3264), RTP with
+//! G.711 and Opus, and DTMF as RFC 4733 events. A trunk is a set of bidirectional ports exactly
+//! like a PRI span (`outcall-port`).
+#![forbid(unsafe_code)]

@@ -1,0 +1,4 @@
+//! outcall's end-to-end tests: one test binary (STYLE.md §3), one module per subject.
+
+mod systemd;
+mod udev;
