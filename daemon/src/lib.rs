@@ -6,5 +6,9 @@
 //! happened. The binaries in `src/bin/` are thin shims over this library.
 #![forbid(unsafe_code)]
 
+pub mod request;
+pub mod store;
+pub mod time;
+
 /// The version of outcall, from the workspace manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
