@@ -6,6 +6,7 @@
 //! happened. The binaries in `src/bin/` are thin shims over this library.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod control;
 pub mod request;
 pub mod store;
