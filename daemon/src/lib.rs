@@ -8,8 +8,14 @@
 
 pub mod config;
 pub mod control;
+pub mod ctl;
+pub mod logging;
+pub mod main_loop;
+pub mod policy;
 pub mod request;
+pub mod service;
 pub mod store;
+pub mod systemd;
 pub mod time;
 
 /// The version of outcall, from the workspace manifest.

@@ -1,17 +1,6 @@
-//! `outcallctl`: the control client of outcalld (see the `outcall_daemon` library).
+//! `outcallctl`: the control client of outcalld (see `outcall_daemon::ctl`).
 
 fn main() {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version") | Some("-V") | Some("version") => {
-            println!("outcallctl {}", outcall_daemon::VERSION)
-        }
-        _ => {
-            eprintln!(
-                "outcallctl {}: the control client is not built yet (see the project's issues)",
-                outcall_daemon::VERSION
-            );
-            std::process::exit(64);
-        }
-    }
+    let cli = <outcall_daemon::ctl::Cli as clap::Parser>::parse();
+    std::process::exit(outcall_daemon::ctl::main(cli));
 }

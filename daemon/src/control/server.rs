@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, Semaphore};
@@ -84,11 +84,12 @@ pub fn bind(path: &Path, mode: u32) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves connections until `shutdown` completes.
+/// Serves connections until `shutdown` completes. `access` is read per connection, so a
+/// reload takes effect for the next one.
 pub async fn serve<H: Handler>(
     listener: UnixListener,
     handler: Arc<H>,
-    access: Arc<Access>,
+    access: Arc<RwLock<Access>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -108,6 +109,7 @@ pub async fn serve<H: Handler>(
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {
+                    let access = access.read().expect("access lock").clone();
                     if let Err(e) = connection(stream, &*handler, &access).await {
                         debug!("control connection ended: {e}");
                     }
