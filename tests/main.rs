@@ -1,4 +1,5 @@
 //! outcall's end-to-end tests: one test binary (STYLE.md §3), one module per subject.
 
+mod daemon_socket;
 mod systemd;
 mod udev;
