@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod logging;
 pub mod main_loop;
 pub mod policy;
+pub mod portmgr;
 pub mod request;
 pub mod service;
 pub mod store;
