@@ -14,6 +14,7 @@ pub mod main_loop;
 pub mod policy;
 pub mod portmgr;
 pub mod request;
+pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod systemd;
