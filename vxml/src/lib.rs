@@ -5,3 +5,12 @@
 //! fetch results, hangup) with the current time and yields actions (play prompts, collect input,
 //! fetch, submit, transfer, hang up, exit); the daemon's session runner does the I/O.
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod grammar;
+pub mod model;
+pub mod parse;
+pub mod script;
+
+pub use error::{Error, GrammarError, ParseError};
+pub use parse::parse_document;

@@ -1,0 +1,2 @@
+//! vxml-run: runs a VoiceXML application with scripted caller input.
+fn main() {}
