@@ -14,3 +14,10 @@ pub mod script;
 
 pub use error::{Error, GrammarError, ParseError};
 pub use parse::parse_document;
+pub mod interp;
+pub mod io;
+pub mod session;
+
+pub use interp::{Config, Interpreter};
+pub use io::{FetchId, FetchKind, FetchResult, Input, Output, PlayItem, TransferOutcome};
+pub use session::{Protocol, Redirect, SessionInfo};

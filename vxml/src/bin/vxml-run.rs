@@ -1,2 +1,0 @@
-//! vxml-run: runs a VoiceXML application with scripted caller input.
-fn main() {}
