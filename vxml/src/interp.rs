@@ -745,6 +745,7 @@ impl Interpreter {
     ) {
         if let Some(call) = subdialog {
             // Save the caller; the subdialog gets fresh document and dialog scopes.
+            let item = self.stack_item();
             let saved = Context {
                 app: self.app.clone(),
                 doc: self
@@ -756,7 +757,7 @@ impl Interpreter {
                 dialog_scope: self.dialog_scope,
                 dialog: self.dialog,
                 form: std::mem::take(&mut self.form),
-                item: self.stack_item(),
+                item,
             };
             self.stack.push(saved);
             self.form.params = call.params.into_iter().collect();
@@ -764,6 +765,8 @@ impl Interpreter {
                 self.app_scope = self.js.new_scope(Some("application"));
             }
             self.doc_scope = self.js.new_scope(Some("document"));
+            // enter_dialog releases the current dialog scope: give it one that is not the caller's
+            self.dialog_scope = self.js.new_scope(Some("dialog"));
         } else {
             if new_app || app.is_none() {
                 self.js.drop_scope(self.app_scope);
@@ -2214,7 +2217,8 @@ pub fn play_text(items: &[PlayItem]) -> String {
             if t.is_empty() {
                 continue;
             }
-            if !s.is_empty() {
+            let punct = t.starts_with(['.', ',', ';', ':', '!', '?', ')']);
+            if !s.is_empty() && !punct {
                 s.push(' ');
             }
             s.push_str(t);
@@ -2222,3 +2226,7 @@ pub fn play_text(items: &[PlayItem]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+#[path = "interp_tests.rs"]
+mod tests;
