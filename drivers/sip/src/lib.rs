@@ -6,5 +6,6 @@
 
 pub mod error;
 pub mod msg;
+pub mod transaction;
 
 pub use error::{Error, ParseError};
