@@ -7,5 +7,6 @@
 pub mod error;
 pub mod msg;
 pub mod transaction;
+pub mod transport;
 
 pub use error::{Error, ParseError};
