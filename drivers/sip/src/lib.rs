@@ -3,3 +3,10 @@
 //! G.711 and Opus, and DTMF as RFC 4733 events. A trunk is a set of bidirectional ports exactly
 //! like a PRI span (`outcall-port`).
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod msg;
+pub mod transaction;
+pub mod transport;
+
+pub use error::{Error, ParseError};
