@@ -214,10 +214,10 @@ impl Conn {
         })
     }
 
-    fn send(&mut self, cmd: &Command) -> Result<(), Failure> {
-        self.writer
-            .write_all(command_line(cmd).as_bytes())
-            .map_err(|e| fail(69, format!("sending: {e}")))
+    /// Sends a command. A write error is not final: the daemon may have answered (for example
+    /// `forbidden`) and closed before reading, and that answer is then read by the caller.
+    fn send(&mut self, cmd: &Command) {
+        let _ = self.writer.write_all(command_line(cmd).as_bytes());
     }
 
     fn line(&mut self) -> Result<String, Failure> {
@@ -233,7 +233,7 @@ impl Conn {
     }
 
     fn call(&mut self, cmd: &Command) -> Result<serde_json::Value, Failure> {
-        self.send(cmd)?;
+        self.send(cmd);
         let reply: Reply =
             serde_json::from_str(&self.line()?).map_err(|e| fail(69, format!("bad reply: {e}")))?;
         match (reply.ok, reply.error, reply.result) {
