@@ -9,6 +9,7 @@
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod dispatcher;
 pub mod logging;
 pub mod main_loop;
 pub mod policy;

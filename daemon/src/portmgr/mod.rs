@@ -449,18 +449,17 @@ impl PortManager {
         self.out.pop_front()
     }
 
-    /// The earliest time a port becomes usable through guard or pacing expiry.
+    /// The earliest time a channel leaves its guard time. (Pacing is reported by
+    /// [`NoPort::PacedUntil`] when a dial is refused.)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.spans
             .iter()
             .filter(|s| s.up)
-            .flat_map(|s| {
-                let guards = s.chans.iter().filter_map(|c| match c {
-                    Chan::Guard(t) => Some(*t),
-                    _ => None,
-                });
-                guards.chain(std::iter::once(s.next_dial))
+            .flat_map(|s| s.chans.iter())
+            .filter_map(|c| match c {
+                Chan::Guard(t) => Some(*t),
+                _ => None,
             })
             .min()
     }

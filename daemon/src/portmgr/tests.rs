@@ -220,8 +220,8 @@ fn guard_time_after_inbound_and_pacing() {
     let guard_end = now + Duration::from_millis(500);
     assert_eq!(
         m.poll_timeout(),
-        Some(now),
-        "pacing allows a dial now, only the guard holds"
+        Some(guard_end),
+        "the guard's end is the next timer"
     );
     m.handle_timeout(guard_end);
     assert_eq!(m.dial(guard_end, R), Ok(p));
