@@ -220,6 +220,7 @@ pub struct Interpreter {
     steps: u32,
     tmp_counter: u64,
     anon: Option<ScopeId>,
+    absorb_termchar: Option<char>,
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -291,6 +292,7 @@ impl Interpreter {
             steps: 0,
             tmp_counter: 0,
             anon: None,
+            absorb_termchar: None,
         })
     }
 
@@ -440,6 +442,13 @@ impl Interpreter {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer.map(|t| t.0)
+    }
+
+    /// Whether the interpreter is collecting DTMF (after [`Output::Listen`], until the input
+    /// matched, did not match, or an event interrupted it).
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        matches!(self.wait, Wait::Collect(_))
     }
 
     /// Whether the session has ended.
@@ -1380,6 +1389,10 @@ impl Interpreter {
     }
 
     fn on_key(&mut self, now: Instant, k: char) {
+        // A termchar typed after input that was already complete belongs to that input.
+        if self.absorb_termchar.take() == Some(k) {
+            return;
+        }
         let Wait::Collect(c) = &mut self.wait else {
             if !self.disconnected {
                 self.typeahead.push(k);
@@ -1414,6 +1427,7 @@ impl Interpreter {
                 return;
             }
             self.timer = None;
+            self.absorb_termchar = c.termchar;
             return self.finish_keys();
         }
         self.timer = Some((now + c.interdigit, TimerKind::InterDigit));

@@ -794,3 +794,16 @@ fn typeahead_is_kept_for_the_next_field() {
     h.keys("2");
     assert_eq!(h.take(), ["exit:\"12\""]);
 }
+
+#[test]
+fn termchar_after_complete_input_is_not_typeahead() {
+    let doc = vxml(
+        r##"<form><field name="a" type="digits?length=1"/>
+             <field name="b" type="digits?length=1"><filled><exit expr="a + b"/></filled></field></form>"##,
+    );
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    h.keys("1#");
+    assert_eq!(h.take()[2..], ["listen:b"]);
+    h.keys("2");
+    assert_eq!(h.take(), ["exit:\"12\""]);
+}

@@ -622,6 +622,9 @@ impl<'a, 'i> Parser<'a, 'i> {
             }
             return Ok(GrammarRef::Src { src, srcexpr });
         }
+        if !has_content {
+            return Err(self.err(n, "a grammar needs src, srcexpr or inline content"));
+        }
         let ty = n.attribute("type").unwrap_or("");
         if ty.contains("abnf") || (!n.children().any(|c| c.is_element()) && has_content) {
             let text = n.text().unwrap_or("");
@@ -969,6 +972,9 @@ mod tests {
         assert_eq!(e.element, "bogus");
         let e = err("<vxml version=\"2.1\"><form>");
         assert_eq!(e.line, 1);
+        let e =
+            err("<vxml version=\"2.1\"><form><field name=\"f\"><grammar/></field></form></vxml>");
+        assert_eq!(e.element, "grammar");
         let e = err("<vxml version=\"3.0\"/>");
         assert_eq!(e.element, "vxml");
         let e = err("<vxml version=\"2.1\"><form><field name=\"f\"><prompt timeout=\"soon\"/></field></form></vxml>");

@@ -177,7 +177,7 @@ fn get(method: Method, url: &str, params: &BTreeMap<String, Value>, enctype: &st
         Err(http::HttpError::Unsupported(s)) => FetchResult::Err {
             status: None,
             message: format!(
-                "{url}: scheme {s} is not supported by vxml-run (http and file only; no TLS)"
+                "{url}: {s} is not supported by vxml-run (http and file only; no TLS)"
             ),
         },
         Err(http::HttpError::Io(m)) => FetchResult::Err {
@@ -193,6 +193,7 @@ struct Runner {
     now: Instant,
     interp: Interpreter,
     records: u32,
+    listening: bool,
 }
 
 impl Runner {
@@ -218,10 +219,10 @@ impl Runner {
     }
 
     /// The text and audio the caller hears; audio that cannot be read is replaced by its fallback.
-    fn heard(&self, items: &[PlayItem], text: &mut Vec<String>, audio: &mut Vec<String>) {
+    fn heard(&self, items: &[PlayItem], text: &mut Vec<PlayItem>, audio: &mut Vec<String>) {
         for i in items {
             match i {
-                PlayItem::Text(t) if !t.is_empty() => text.push(t.clone()),
+                PlayItem::Text(_) => text.push(i.clone()),
                 PlayItem::Audio { url, fallback } => {
                     if matches!(
                         get(Method::Get, url, &BTreeMap::new(), ""),
@@ -250,6 +251,10 @@ impl Runner {
             if self.interp.is_ended() {
                 return ExitCode::SUCCESS;
             }
+            if std::mem::take(&mut self.listening) && self.interp.is_listening() {
+                self.caller_input();
+                continue;
+            }
             if let Some(t) = self.interp.poll_timeout() {
                 self.now = self.now.max(t);
                 self.interp.handle_timeout(self.now);
@@ -264,13 +269,38 @@ impl Runner {
         ExitCode::from(70)
     }
 
+    /// The next scripted input while the application listens.
+    fn caller_input(&mut self) {
+        match self.inputs.pop_front() {
+            None => {
+                self.print(json!({"event": "hangup", "by": "caller"}));
+                self.input(Input::Hangup);
+            }
+            Some(s) if s == "hangup" => {
+                self.print(json!({"event": "input", "value": "hangup"}));
+                self.print(json!({"event": "hangup", "by": "caller"}));
+                self.input(Input::Hangup);
+            }
+            Some(s) if s == "noinput" => self.print(json!({"event": "input", "value": "noinput"})),
+            Some(s) => {
+                self.print(json!({"event": "input", "value": s}));
+                for c in s.chars() {
+                    self.input(Input::Dtmf(c));
+                }
+            }
+        }
+    }
+
     /// Handles one output; true when the session is over.
     fn output(&mut self, o: Output) -> bool {
         match o {
             Output::Play { items, bargein } => {
                 let (mut text, mut audio) = (Vec::new(), Vec::new());
                 self.heard(&items, &mut text, &mut audio);
-                self.print(json!({"event": "prompt", "text": text.join(" "), "audio": audio, "bargein": bargein}));
+                let text = outcall_vxml::interp::play_text(&text);
+                self.print(
+                    json!({"event": "prompt", "text": text, "audio": audio, "bargein": bargein}),
+                );
                 self.input(Input::PromptsDone);
             }
             Output::Listen {
@@ -283,28 +313,10 @@ impl Runner {
             } => {
                 self.print(json!({"event": "listen", "item": item, "grammars": grammars, "timeout_ms": timeout_ms,
                     "interdigittimeout_ms": interdigit_ms, "termtimeout_ms": termtimeout_ms, "termchar": termchar.map(String::from)}));
-                match self.inputs.pop_front() {
-                    None => {
-                        self.print(json!({"event": "hangup", "by": "caller"}));
-                        self.input(Input::Hangup);
-                    }
-                    Some(s) if s == "hangup" => {
-                        self.print(json!({"event": "input", "value": "hangup"}));
-                        self.print(json!({"event": "hangup", "by": "caller"}));
-                        self.input(Input::Hangup);
-                    }
-                    Some(s) if s == "noinput" => {
-                        self.print(json!({"event": "input", "value": "noinput"}))
-                    }
-                    Some(s) => {
-                        self.print(json!({"event": "input", "value": s}));
-                        for c in s.chars() {
-                            self.input(Input::Dtmf(c));
-                        }
-                    }
-                }
+                // The caller answers once every output of this step has been handled.
+                self.listening = true;
             }
-            Output::StopListening => {}
+            Output::StopListening => self.listening = false,
             Output::Fetch {
                 id,
                 url,
@@ -462,6 +474,7 @@ fn main() -> ExitCode {
         now,
         interp,
         records: 0,
+        listening: false,
     };
     r.interp.start(r.now, &url);
     r.run()
