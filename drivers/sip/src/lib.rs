@@ -4,6 +4,7 @@
 //! like a PRI span (`outcall-port`).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod error;
 pub mod msg;
 pub mod transaction;
