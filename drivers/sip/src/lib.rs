@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod msg;
+pub mod rfc4733;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
