@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod dialog;
 pub mod error;
 pub mod msg;
 pub mod rfc4733;
