@@ -4,8 +4,12 @@
 //! like a PRI span (`outcall-port`).
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod dialog;
 pub mod error;
 pub mod msg;
+pub mod rfc4733;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;
 

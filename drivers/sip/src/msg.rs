@@ -77,7 +77,7 @@ fn is_token(s: &str) -> bool {
 }
 
 /// Splits a header value at commas outside double quotes and angle brackets.
-fn split_commas(value: &str) -> Vec<String> {
+pub(crate) fn split_commas(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut escaped) = (false, false, false);
     let mut cur = String::new();
