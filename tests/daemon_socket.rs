@@ -180,3 +180,18 @@ fn check_config_lists_every_error_with_file_line_and_key() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_shipped_example_configuration_is_valid() {
+    let f = outcall_tests::repo_root().join("examples/softspan.toml");
+    let out = std::process::Command::new(bin_path("outcalld"))
+        .arg("--check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
