@@ -17,6 +17,7 @@ pub mod portmgr;
 pub mod request;
 pub mod scheduler;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod systemd;
 pub mod time;
