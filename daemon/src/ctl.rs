@@ -144,6 +144,9 @@ pub struct CallArgs {
     /// Sender name for reports.
     #[arg(long)]
     pub sender: Option<String>,
+    /// Calling window in the callee's local time: FROM-TO/ZONE, e.g. 08:00-21:00/America/Chicago.
+    #[arg(long)]
+    pub window: Option<String>,
     /// Wait until the request ends and print its final record.
     #[arg(long)]
     pub wait: bool,
@@ -357,6 +360,23 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// Parses `FROM-TO/ZONE` (e.g. `08:00-21:00/America/Chicago`).
+fn parse_window(s: &str) -> Result<crate::window::Window, Failure> {
+    let bad = || {
+        fail(
+            2,
+            format!("--window {s:?}: use FROM-TO/ZONE, e.g. 08:00-21:00/America/Chicago"),
+        )
+    };
+    let (times, tz) = s.split_once('/').ok_or_else(bad)?;
+    let (from, to) = times.split_once('-').ok_or_else(bad)?;
+    Ok(crate::window::Window {
+        from: from.into(),
+        to: to.into(),
+        tz: tz.into(),
+    })
+}
+
 /// The application a `call` names: exactly one of --vxml, --vxml-file, --say; --collect only
 /// with --say.
 fn app_of(a: &CallArgs) -> Result<App, Failure> {
@@ -402,6 +422,7 @@ fn call(
             .user_data
             .map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
         sender: a.sender,
+        window: a.window.as_deref().map(parse_window).transpose()?,
     };
     // Watch before submitting, so no event can slip between the two.
     let mut watch = if a.wait {
@@ -412,7 +433,9 @@ fn call(
         None
     };
     let mut c = Conn::open(socket)?;
-    let accepted = c.call(&Command::Submit { request: req })?;
+    let accepted = c.call(&Command::Submit {
+        request: Box::new(req),
+    })?;
     let id = accepted["id"]
         .as_u64()
         .ok_or_else(|| fail(69, "reply without an id"))?;
@@ -578,6 +601,16 @@ mod tests {
         );
         assert_eq!(resolve_time("tomorrow", now).unwrap_err().code, 2);
         assert_eq!(resolve_time("+10y", now).unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn window_option() {
+        let w = parse_window("08:00-21:00/America/Chicago").unwrap();
+        assert_eq!(
+            (w.from.as_str(), w.to.as_str(), w.tz.as_str()),
+            ("08:00", "21:00", "America/Chicago")
+        );
+        assert_eq!(parse_window("08:00/UTC").unwrap_err().code, 2);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod session;
 pub mod store;
 pub mod systemd;
 pub mod time;
+pub mod window;
 
 /// The version of outcall, from the workspace manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -93,6 +93,10 @@ pub struct Submit {
     /// The sender's name, for reports (default: the peer's user name or uid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
+    /// Dial only inside this daily window of the callee's local time (a callee's own
+    /// preference in `[[policy.callee]]` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::window::Window>,
 }
 
 /// One problem with a submitted request.
@@ -139,6 +143,9 @@ pub struct RequestSpec {
     pub user_data: Option<serde_json::Value>,
     /// Sender's name.
     pub sender: String,
+    /// Calling window asked by the sender.
+    #[serde(default)]
+    pub window: Option<crate::window::Window>,
 }
 
 /// Defaults and limits of the request fields (docs/PROTOCOL.md lists them).
@@ -343,6 +350,7 @@ impl Submit {
             retry_delay_s,
             user_data: self.user_data.clone(),
             sender,
+            window: self.window.clone(),
         })
     }
 }

@@ -190,9 +190,23 @@ impl Service {
                     .count() as u32;
             }
         }
+        if cfg
+            .policy
+            .callee(&spec.number)
+            .is_some_and(|c| c.do_not_call)
+        {
+            warn!(
+                uid = peer.uid,
+                "submit refused: the callee asked not to be called"
+            );
+            return Reply::err(
+                ErrorCode::Policy,
+                format!("{:?} is on the do-not-call list", spec.number),
+            );
+        }
         if let Err(refusal) = policy::check(
             &spec.number,
-            &[],
+            &cfg.policy.emergency_numbers,
             recent,
             cfg.limits.per_callee_per_day,
             queued,
@@ -337,7 +351,7 @@ impl Handler for Service {
     async fn handle(&self, peer: &Peer, cmd: Command) -> Reply {
         let now = UnixMillis::now();
         match cmd {
-            Command::Submit { request } => self.submit(peer, request, now).await,
+            Command::Submit { request } => self.submit(peer, *request, now).await,
             Command::Status { id } => match self.store.get(RequestId(id)) {
                 Ok(r) => Reply::ok(r),
                 Err(e) => Self::store_err(e),

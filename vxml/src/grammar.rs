@@ -163,10 +163,10 @@ impl Builtin {
                     return no;
                 }
                 let min = self.min.unwrap_or(1);
-                let fits = self.max.map_or(true, |m| len <= m);
+                let fits = self.max.is_none_or(|m| len <= m);
                 MatchStatus {
                     complete: len >= min && fits,
-                    extendable: self.max.map_or(true, |m| len < m),
+                    extendable: self.max.is_none_or(|m| len < m),
                     semantics: Some(json_str(keys)),
                 }
             }
@@ -188,11 +188,11 @@ impl Builtin {
                 let ok = parts.next().is_none()
                     && !int.is_empty()
                     && int.chars().all(|c| c.is_ascii_digit())
-                    && frac.map_or(true, |f| f.chars().all(|c| c.is_ascii_digit()));
+                    && frac.is_none_or(|f| f.chars().all(|c| c.is_ascii_digit()));
                 if !ok {
                     return no;
                 }
-                let complete = frac.map_or(true, |f| !f.is_empty());
+                let complete = frac.is_none_or(|f| !f.is_empty());
                 let semantics = match (self.kind, frac) {
                     (BuiltinKind::Number, None) => int.trim_start_matches('0').to_string(),
                     (BuiltinKind::Number, Some(f)) => {
@@ -210,7 +210,7 @@ impl Builtin {
                 };
                 let too_long = self.max.is_some_and(|m| len > m);
                 MatchStatus {
-                    complete: complete && !too_long && self.min.map_or(true, |m| len >= m),
+                    complete: complete && !too_long && self.min.is_none_or(|m| len >= m),
                     extendable: !too_long,
                     semantics: Some(semantics),
                 }

@@ -69,6 +69,9 @@ pub struct Config {
     /// `[tts]`.
     #[serde(default)]
     pub tts: TtsConfig,
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// `[[span]]`, in file order.
     #[serde(default)]
     pub span: Vec<Spanned<SpanConfig>>,
@@ -159,6 +162,57 @@ impl Default for TtsConfig {
             rate: Spanned::new(0..0, 160),
             cache: "/var/cache/outcall/tts".into(),
         }
+    }
+}
+
+/// `[policy]`: calling windows, callee preferences, more emergency numbers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Numbers refused besides the built-in emergency numbers.
+    #[serde(default)]
+    pub emergency_numbers: Vec<String>,
+    /// The window used when neither the callee nor the request names one.
+    #[serde(default)]
+    pub window: Option<Spanned<crate::window::Window>>,
+    /// `[[policy.callee]]`: callees' own preferences, which beat the sender's.
+    #[serde(default)]
+    pub callee: Vec<Spanned<CalleePolicy>>,
+}
+
+/// A callee's own preference.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CalleePolicy {
+    /// The callee's number, as requests give it.
+    pub number: String,
+    /// Never call this number.
+    #[serde(default)]
+    pub do_not_call: bool,
+    /// The callee's window.
+    #[serde(default)]
+    pub window: Option<crate::window::Window>,
+}
+
+impl PolicyConfig {
+    /// The callee's own preference, if any.
+    pub fn callee(&self, number: &str) -> Option<&CalleePolicy> {
+        self.callee
+            .iter()
+            .map(Spanned::get_ref)
+            .find(|c| c.number == number)
+    }
+
+    /// The window that applies: the callee's, else the request's, else the default.
+    pub fn window_for<'a>(
+        &'a self,
+        number: &str,
+        requested: Option<&'a crate::window::Window>,
+    ) -> Option<&'a crate::window::Window> {
+        self.callee(number)
+            .and_then(|c| c.window.as_ref())
+            .or(requested)
+            .or(self.window.as_ref().map(Spanned::get_ref))
     }
 }
 
@@ -301,6 +355,25 @@ impl Config {
                 "tts.rate",
                 format!("{rate} words per minute is outside 80..=450"),
             );
+        }
+        if let Some(w) = &self.policy.window {
+            if let Err(m) = w.get_ref().validate() {
+                p.at(w.span(), "policy.window", m);
+            }
+        }
+        for (i, c) in self.policy.callee.iter().enumerate() {
+            let key = format!("policy.callee[{}]", i + 1);
+            if let Err(e) = crate::request::check_number("number", &c.get_ref().number) {
+                p.at(c.span(), format!("{key}.number"), e.message);
+            }
+            if let Some(Err(m)) = c
+                .get_ref()
+                .window
+                .as_ref()
+                .map(crate::window::Window::validate)
+            {
+                p.at(c.span(), format!("{key}.window"), m);
+            }
         }
         let mut names = std::collections::HashMap::new();
         for (i, s) in self.span.iter().enumerate() {

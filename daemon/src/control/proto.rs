@@ -19,7 +19,7 @@ pub enum Command {
     /// Submit a call request; the reply carries its id once it is on disk.
     Submit {
         /// The request.
-        request: Submit,
+        request: Box<Submit>,
     },
     /// One request's record.
     Status {
@@ -264,10 +264,10 @@ mod tests {
     fn every_command_round_trips_through_a_line() {
         let cmds = vec![
             Command::Submit {
-                request: Submit {
+                request: Box::new(Submit {
                     number: "+1555".into(),
                     ..Default::default()
-                },
+                }),
             },
             Command::Status { id: 3 },
             Command::List {

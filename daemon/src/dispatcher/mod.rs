@@ -136,6 +136,7 @@ pub struct Dispatcher {
     inbound: HashMap<Port, (String, String)>,
     out: VecDeque<Output>,
     next_due: Option<UnixMillis>,
+    policy: std::sync::Arc<crate::config::PolicyConfig>,
     /// Why the last dispatch stopped with requests still due.
     blocked: Option<NoPort>,
     draining: bool,
@@ -155,6 +156,7 @@ impl Dispatcher {
             inbound: HashMap::new(),
             out: VecDeque::new(),
             next_due,
+            policy: Default::default(),
             blocked: None,
             draining: false,
         }
@@ -191,6 +193,11 @@ impl Dispatcher {
         self.store.flush_blocking()?;
         self.changed(new.clone());
         Ok(new)
+    }
+
+    /// The calling-window policy (set at start and on reload).
+    pub fn set_policy(&mut self, policy: std::sync::Arc<crate::config::PolicyConfig>) {
+        self.policy = policy;
     }
 
     /// A request was queued (or may have become due): look at the queue on the next dispatch.
@@ -233,7 +240,7 @@ impl Dispatcher {
 
     /// Dials due requests while ports are free.
     pub fn dispatch(&mut self, now: Instant, unix: UnixMillis) -> Result<(), StoreError> {
-        if self.draining || !self.next_due.is_some_and(|d| d <= unix) {
+        if self.draining || self.next_due.is_none_or(|d| d > unix) {
             return Ok(());
         }
         let mut due: Vec<RequestRecord> = self
@@ -251,6 +258,17 @@ impl Dispatcher {
                     r.updated_at = unix;
                 })?;
                 info!(request = %r.id, "expired before it could be dialled");
+                continue;
+            }
+            let window = self
+                .policy
+                .window_for(&rec.spec.number, rec.spec.window.as_ref());
+            if let Some(open) = window.map(|w| w.next_open(unix)).filter(|t| *t > unix) {
+                let r = self.transition(rec.id, |r| {
+                    r.due_at = open;
+                    r.updated_at = unix;
+                })?;
+                info!(request = %r.id, due_at = %open, "outside the callee's calling window: moved");
                 continue;
             }
             match self.ports.dial(now, rec.id) {

@@ -360,3 +360,58 @@ fn expired_requests_are_not_dialled() {
     assert!(w.drain().is_empty());
     assert_eq!(w.d.store().get(id).unwrap().state, RequestState::Expired);
 }
+
+#[test]
+fn outside_the_calling_window_the_request_waits_for_the_opening() {
+    let mut w = World::new(1);
+    // 2026-11-24T11:00Z is 05:00 in Chicago; the window opens at 08:00 (14:00Z).
+    w.unix = crate::time::parse_rfc3339("2026-11-24T11:00:00Z").unwrap();
+    let spec = Submit {
+        number: "+15550001".into(),
+        app: Some(App::Say {
+            text: "hi".into(),
+            collect: 0,
+        }),
+        window: Some(crate::window::Window {
+            from: "08:00".into(),
+            to: "21:00".into(),
+            tz: "America/Chicago".into(),
+        }),
+        ..Default::default()
+    }
+    .validate("t")
+    .unwrap();
+    let id = w.d.store().insert(spec, 0, w.unix).unwrap().id;
+    w.d.handle_queued(w.unix);
+    w.d.dispatch(w.now, w.unix).unwrap();
+    assert!(w.drain().is_empty(), "not dialled at 05:00 local");
+    assert_eq!(
+        w.d.store().get(id).unwrap().due_at,
+        crate::time::parse_rfc3339("2026-11-24T14:00:00Z").unwrap()
+    );
+    assert!(w.run_for(3 * 3_600_000 - 1).is_empty());
+    let out = w.run_for(1);
+    World::dial_port(&out);
+    // A callee's own preference beats the sender's window.
+    let mut pol = crate::config::Config::parse(
+        "[[policy.callee]]\nnumber = \"+15550002\"\nwindow = { from = \"10:00\", to = \"11:00\", tz = \"UTC\" }\n",
+        "t.toml",
+    )
+    .unwrap()
+    .policy;
+    let sender = crate::window::Window {
+        from: "00:00".into(),
+        to: "23:59".into(),
+        tz: "UTC".into(),
+    };
+    assert_eq!(
+        pol.window_for("+15550002", Some(&sender)).unwrap().from,
+        "10:00"
+    );
+    assert_eq!(
+        pol.window_for("+15550003", Some(&sender)).unwrap().from,
+        "00:00"
+    );
+    pol.callee.clear();
+    assert!(pol.window_for("+15550002", None).is_none());
+}
