@@ -807,3 +807,34 @@ fn termchar_after_complete_input_is_not_typeahead() {
     h.keys("2");
     assert_eq!(h.take(), ["exit:\"12\""]);
 }
+
+#[test]
+fn prompt_cond_and_grammar_srcexpr() {
+    let doc = vxml(
+        r##"<var name="vip" expr="true"/><var name="g" expr="'yes.grxml'"/>
+           <form><field name="f"><prompt cond="vip">Welcome back.</prompt><prompt cond="!vip">Hello.</prompt>
+             <grammar srcexpr="g"/><filled><exit expr="f"/></filled></field></form>"##,
+    );
+    let g = r##"<grammar mode="dtmf" root="r" version="1.0"><rule id="r">1<tag>out="yes"</tag></rule></grammar>"##;
+    let mut h = H::new(&[("a.vxml", &doc), ("yes.grxml", g)]);
+    assert_eq!(
+        h.take()[1..],
+        [
+            "play:Welcome back.",
+            "fetch:http://app.test/yes.grxml",
+            "listen:f"
+        ]
+    );
+    h.keys("1");
+    assert_eq!(h.take(), ["exit:\"yes\""]);
+}
+
+#[test]
+fn consultation_transfer_and_bad_srcexpr_are_errors() {
+    let doc = vxml(r##"<form><transfer name="t" dest="tel:+1" type="consultation"/></form>"##);
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    assert_eq!(h.take()[1], "event:error.unsupported.transfer.consultation");
+    let doc = vxml(r##"<form><field name="f"><grammar srcexpr="nope + 1"/></field></form>"##);
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    assert_eq!(h.take()[1], "event:error.semantic");
+}
