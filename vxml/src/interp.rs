@@ -6,7 +6,7 @@
 //! passed in.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -65,13 +65,13 @@ impl Event {
 
 #[derive(Debug, Clone)]
 struct Loaded {
-    doc: Rc<Document>,
+    doc: Arc<Document>,
     url: String,
 }
 
 #[derive(Debug)]
 struct Frame {
-    body: Rc<[Stmt]>,
+    body: Arc<[Stmt]>,
     pc: usize,
     scope: ScopeId,
     foreach: Option<ForeachState>,
@@ -103,7 +103,7 @@ enum Target {
 
 #[derive(Debug, Clone)]
 struct Active {
-    grammar: Rc<Grammar>,
+    grammar: Arc<Grammar>,
     target: Target,
 }
 
@@ -211,7 +211,7 @@ pub struct Interpreter {
     queue_bargein: bool,
     queue_timeout: Option<u64>,
     timer: Option<(Instant, TimerKind)>,
-    grammar_cache: HashMap<String, Rc<Grammar>>,
+    grammar_cache: HashMap<String, Arc<Grammar>>,
     stack: Vec<Context>,
     disconnected: bool,
     reprompted: bool,
@@ -459,7 +459,7 @@ impl Interpreter {
 
     // ---------------------------------------------------------------- helpers
 
-    fn docu(&self) -> &Rc<Document> {
+    fn docu(&self) -> &Arc<Document> {
         &self
             .doc
             .as_ref()
@@ -658,7 +658,7 @@ impl Interpreter {
             FetchPurpose::Goto { dialog, subdialog } => match crate::parse::parse_document(&body) {
                 Ok(doc) => {
                     let leaf = Loaded {
-                        doc: Rc::new(doc),
+                        doc: Arc::new(doc),
                         url,
                     };
                     if let Some(app) = leaf.doc.application.clone() {
@@ -692,7 +692,7 @@ impl Interpreter {
             } => match crate::parse::parse_document(&body) {
                 Ok(doc) => self.load(
                     Some(Loaded {
-                        doc: Rc::new(doc),
+                        doc: Arc::new(doc),
                         url,
                     }),
                     leaf,
@@ -721,7 +721,7 @@ impl Interpreter {
             },
             FetchPurpose::Grammar { url: gurl } => match crate::parse::parse_grammar_text(&body) {
                 Ok(g) => {
-                    self.grammar_cache.insert(gurl, Rc::new(g));
+                    self.grammar_cache.insert(gurl, Arc::new(g));
                 }
                 Err(e) => self.throw(Event::new(
                     "error.badfetch",
@@ -790,7 +790,7 @@ impl Interpreter {
         self.dialog = 0;
         self.exec.clear();
         self.set_chain(None);
-        let mut init: Vec<Rc<[Stmt]>> = Vec::new();
+        let mut init: Vec<Arc<[Stmt]>> = Vec::new();
         if app_changed
             || self
                 .js
@@ -1252,7 +1252,7 @@ impl Interpreter {
         Ok(())
     }
 
-    fn grammar_of(&mut self, g: &GrammarRef) -> Result<Option<Rc<Grammar>>, Event> {
+    fn grammar_of(&mut self, g: &GrammarRef) -> Result<Option<Arc<Grammar>>, Event> {
         match g {
             GrammarRef::Inline(g) => Ok(Some(g.clone())),
             GrammarRef::Voice => Ok(None),
@@ -1264,7 +1264,7 @@ impl Interpreter {
                 };
                 if let Some(b) = uri.strip_prefix("builtin:") {
                     return crate::grammar::Builtin::parse(b)
-                        .map(|b| Some(Rc::new(Grammar::builtin(b))))
+                        .map(|b| Some(Arc::new(Grammar::builtin(b))))
                         .map_err(|e| Event::new("error.unsupported.builtin", Some(e.to_string())));
                 }
                 let url = self.resolve(&uri);
@@ -1276,7 +1276,7 @@ impl Interpreter {
                             if let Some(r) = g2.rules.iter().position(|(n, _)| *n == f) {
                                 g2.root = r;
                             }
-                            return Ok(Some(Rc::new(g2)));
+                            return Ok(Some(Arc::new(g2)));
                         }
                         Ok(Some(g.clone()))
                     }
@@ -1570,7 +1570,7 @@ impl Interpreter {
 
     /// Runs `<filled>` actions after items were filled (VoiceXML 2.0 §2.4).
     fn filled(&mut self, just: Vec<usize>) {
-        let mut bodies: Vec<Rc<[Stmt]>> = Vec::new();
+        let mut bodies: Vec<Arc<[Stmt]>> = Vec::new();
         for &i in &just {
             for f in &self.item(i).filled {
                 bodies.push(f.body.clone());

@@ -838,3 +838,9 @@ fn consultation_transfer_and_bad_srcexpr_are_errors() {
     let mut h = H::new(&[("a.vxml", &doc)]);
     assert_eq!(h.take()[1], "event:error.semantic");
 }
+
+#[test]
+fn interpreter_is_send() {
+    fn send<T: Send>() {}
+    send::<Interpreter>();
+}
