@@ -198,12 +198,16 @@ struct Runner {
 
 impl Runner {
     fn print(&self, v: Value) {
+        let ev = v["event"].as_str().unwrap_or("?").to_string();
+        let mut m = v.as_object().cloned().unwrap_or_default();
+        m.remove("event");
         if self.json {
-            println!("{v}");
+            // "event" first, then the other fields (serde_json maps are sorted)
+            let rest = Value::Object(m).to_string();
+            let rest = &rest[1..rest.len() - 1];
+            let sep = if rest.is_empty() { "" } else { "," };
+            println!("{{\"event\":{}{sep}{rest}}}", Value::String(ev));
         } else {
-            let ev = v["event"].as_str().unwrap_or("?").to_string();
-            let mut m = v.as_object().cloned().unwrap_or_default();
-            m.remove("event");
             let rest: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("{ev:>8}: {}", rest.join(" "));
         }
