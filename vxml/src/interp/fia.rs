@@ -241,9 +241,18 @@ impl Interpreter {
             }
         }
         if grammars.is_empty() {
+            let voice = item.grammars.iter().any(|g| matches!(g, GrammarRef::Voice));
+            let (name, why) = if voice {
+                (
+                    "error.unsupported.format",
+                    "has only voice grammars; outcall recognises DTMF",
+                )
+            } else {
+                ("error.semantic", "has no grammar")
+            };
             return self.throw(Event::new(
-                "error.semantic",
-                Some(format!("<{}> {} has no DTMF grammar", item.tag, item.name)),
+                name,
+                Some(format!("<{}> {} {why}", item.tag, item.name)),
             ));
         }
         let had_prompts = !self.queue.is_empty();

@@ -304,6 +304,26 @@ impl Interpreter {
 
     /// Starts the session by fetching the first document.
     pub fn start(&mut self, now: Instant, url: &str) {
+        self.start_fetch(url);
+        self.run(now);
+    }
+
+    /// Starts the session with a first document given inline (a request that carries its
+    /// VoiceXML); relative URIs in it resolve against `url`.
+    pub fn start_inline(&mut self, now: Instant, url: &str, text: &str) {
+        self.start_fetch(url);
+        if let Wait::Fetch(id, _) = self.wait {
+            self.out.clear();
+            let result = FetchResult::Ok {
+                url: split_fragment(url).0,
+                body: text.to_string(),
+            };
+            self.handle_input(now, Input::Fetched { id, result })
+                .expect("the start fetch is outstanding");
+        }
+    }
+
+    fn start_fetch(&mut self, url: &str) {
         let (base, frag) = split_fragment(url);
         self.fetch(
             FetchKind::Document,
@@ -315,7 +335,6 @@ impl Interpreter {
                 subdialog: None,
             },
         );
-        self.run(now);
     }
 
     /// Feeds one input.

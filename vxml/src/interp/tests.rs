@@ -844,3 +844,23 @@ fn interpreter_is_send() {
     fn send<T: Send>() {}
     send::<Interpreter>();
 }
+
+#[test]
+fn inline_first_document_and_voice_only_field() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut i = Interpreter::new(Config::default()).unwrap();
+    let doc = vxml(
+        r##"<form><field name="f"><grammar><rule id="r">yes</rule></grammar></field></form>"##,
+    );
+    i.start_inline(now, "http://app.test/inline.vxml", &doc);
+    let mut out = Vec::new();
+    while let Some(o) = i.poll_output() {
+        out.push(o);
+    }
+    assert!(
+        matches!(&out[0], Output::Event { name, .. } if name == "error.unsupported.format"),
+        "{out:?}"
+    );
+    assert!(matches!(out.last(), Some(Output::Exit { .. })));
+}

@@ -1,7 +1,7 @@
 //! `vxml-run`: runs a VoiceXML application with scripted caller input and prints what happens.
 //!
 //! ```text
-//! vxml-run APP.vxml [--input KEYS|noinput|hangup|busy|noanswer…]… [--json]
+//! vxml-run APP.vxml|URL|- [--input KEYS|noinput|hangup|busy|noanswer…]… [--json]
 //!          [--local URI] [--remote URI] [--protocol isdn|sip] [--user-data JSON] [--aai TEXT]
 //! ```
 //! Each time the application listens it takes the next `--input`; when they run out the caller
@@ -30,7 +30,7 @@ struct Args {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: vxml-run APP.vxml|URL [--input KEYS|noinput|hangup]... [--json] [--local URI] [--remote URI] [--protocol isdn|sip] [--aai TEXT] [--user-data JSON]");
+    eprintln!("usage: vxml-run APP.vxml|URL|- [--input KEYS|noinput|hangup]... [--json] [--local URI] [--remote URI] [--protocol isdn|sip] [--aai TEXT] [--user-data JSON]");
     ExitCode::from(64)
 }
 
@@ -65,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
                 session.user_data = serde_json::from_str(&val("--user-data")?)
                     .map_err(|e| format!("--user-data: {e}"))?
             }
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
             s => {
                 if app.replace(s.to_string()).is_some() {
                     return Err("only one application".into());
@@ -85,6 +85,13 @@ fn parse_args() -> Result<Args, String> {
 fn app_url(app: &str) -> Result<String, String> {
     if app.contains("://") {
         return Ok(app.to_string());
+    }
+    if app == "-" {
+        // standard input: relative URIs resolve against the current directory
+        let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        return url::Url::from_file_path(cwd.join("stdin.vxml"))
+            .map(|u| u.to_string())
+            .map_err(|_| "current directory is not absolute".to_string());
     }
     let p = std::fs::canonicalize(app).map_err(|e| format!("{app}: {e}"))?;
     url::Url::from_file_path(&p)
@@ -472,6 +479,7 @@ fn main() -> ExitCode {
     // The shell owns the clock; virtual time starts here and only moves to the next deadline.
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
+    let app = args.app.clone();
     let mut r = Runner {
         json: args.json,
         inputs: args.inputs,
@@ -480,6 +488,15 @@ fn main() -> ExitCode {
         records: 0,
         listening: false,
     };
-    r.interp.start(r.now, &url);
+    if app == "-" {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("vxml-run: standard input: {e}");
+            return ExitCode::from(66);
+        }
+        r.interp.start_inline(r.now, &url, &text);
+    } else {
+        r.interp.start(r.now, &url);
+    }
     r.run()
 }
