@@ -318,6 +318,12 @@ impl<'a, 'i> Parser<'a, 'i> {
                             self.err(c, format!("duplicate form item name {:?}", item.name))
                         );
                     }
+                    // the form item variable, initialised in document order (Appendix C)
+                    init.push(Stmt::Var {
+                        name: item.name.clone(),
+                        expr: item.expr.clone(),
+                        pos: item.pos,
+                    });
                     dl.items.push(item);
                 }
                 x if CATCHES.contains(&x) => dl.catches.push(self.catch(c)?),
@@ -590,10 +596,15 @@ impl<'a, 'i> Parser<'a, 'i> {
             menu: Some(Menu { choices }),
             ..Default::default()
         });
+        let menu_var = Stmt::Var {
+            name: item.name.clone(),
+            expr: None,
+            pos: item.pos,
+        };
         Ok(Dialog {
             id,
             pos: self.pos(n),
-            init: Arc::from(Vec::new()),
+            init: Arc::from(vec![menu_var]),
             items: vec![item],
             filled: Vec::new(),
             catches: Vec::new(),

@@ -220,19 +220,8 @@ impl Interpreter {
         self.js.drop_scope(self.dialog_scope);
         self.dialog_scope = self.js.new_scope(Some("dialog"));
         self.set_chain(None);
-        // Form item variables, with their expr.
-        let items: Vec<(String, Option<String>)> = self
-            .dlg()
-            .items
-            .iter()
-            .map(|i| (i.name.clone(), i.expr.clone()))
-            .collect();
-        for (name, expr) in items {
-            if let Err(e) = self.js.declare(self.dialog_scope, &name, expr.as_deref()) {
-                self.phase = Phase::Fia;
-                return self.throw(Event::semantic(e.0));
-            }
-        }
+        // Form item variables are declared by the dialog init, in document order with the
+        // <var>s (the parser puts a Var for each item there).
         let init = self.dlg().init.clone();
         self.phase = Phase::Fia;
         self.exec.push(Frame {

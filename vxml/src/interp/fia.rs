@@ -318,8 +318,16 @@ impl Interpreter {
             c.playing = false;
         }
         if Some(k) == c.termchar && !c.keys.is_empty() {
-            self.timer = None;
-            return self.finish_keys();
+            // The termchar ends the input, unless a grammar takes it as a key.
+            let with = format!("{}{k}", c.keys);
+            let wanted = c.grammars.iter().any(|a| {
+                let s = a.grammar.check(&with);
+                s.complete || s.extendable
+            });
+            if !wanted {
+                self.timer = None;
+                return self.finish_keys();
+            }
         }
         c.keys.push(k);
         let mut complete = false;

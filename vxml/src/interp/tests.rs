@@ -864,3 +864,15 @@ fn inline_first_document_and_voice_only_field() {
     );
     assert!(matches!(out.last(), Some(Output::Exit { .. })));
 }
+
+#[test]
+fn items_and_vars_initialise_in_document_order_and_termchar_in_grammar() {
+    let doc = vxml(
+        r##"<form><var name="base" expr="40"/><field name="n" expr="base + 2"/><var name="after" expr="n + 1"/>
+             <field name="code"><grammar mode="dtmf" type="application/srgs">#ABNF 1.0; mode dtmf; root $r; $r = 7 8 #;</grammar>
+             <filled><exit expr="after + '/' + code"/></filled></field></form>"##,
+    );
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    h.keys("78#");
+    assert_eq!(h.take().last().unwrap(), "exit:\"43/78#\"");
+}
