@@ -150,6 +150,7 @@ impl Interpreter {
         self.app = app;
         self.doc = Some(leaf);
         self.dialog = 0;
+        self.form.current = None;
         self.exec.clear();
         self.set_chain(None);
         let mut init: Vec<Arc<[Stmt]>> = Vec::new();

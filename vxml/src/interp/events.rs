@@ -25,7 +25,7 @@ impl Interpreter {
         if self.doc.is_none() {
             return self.end(Value::Null);
         }
-        let item = self.form.current.filter(|&i| i < self.dlg().items.len());
+        let item = self.current_item().map(|(i, _)| i);
         let key = (item, ev.name.clone());
         let count = {
             let c = self.form.event_counts.entry(key).or_insert(0);

@@ -492,8 +492,24 @@ impl Interpreter {
             .doc
     }
 
+    /// The current dialog; a document without dialogs (only possible while its
+    /// initialisation or a handler runs) yields an empty one.
     fn dlg(&self) -> &Dialog {
-        &self.docu().dialogs[self.dialog]
+        static EMPTY: std::sync::OnceLock<Dialog> = std::sync::OnceLock::new();
+        self.docu().dialogs.get(self.dialog).unwrap_or_else(|| {
+            EMPTY.get_or_init(|| Dialog {
+                id: String::new(),
+                pos: Pos::default(),
+                init: Arc::from(Vec::new()),
+                items: Vec::new(),
+                filled: Vec::new(),
+                catches: Vec::new(),
+                properties: Vec::new(),
+                grammars: Vec::new(),
+                links: Vec::new(),
+                document_scope: false,
+            })
+        })
     }
 
     fn item(&self, i: usize) -> &Item {
@@ -536,9 +552,17 @@ impl Interpreter {
         self.wait = Wait::Fetch(id, purpose);
     }
 
+    /// The current form item, if the current dialog has it (bounds-checked: events and
+    /// properties are looked up while documents change).
+    fn current_item(&self) -> Option<(usize, &Item)> {
+        let d = self.doc.as_ref()?.doc.dialogs.get(self.dialog)?;
+        let i = self.form.current?;
+        d.items.get(i).map(|it| (i, it))
+    }
+
     fn property(&self, name: &str) -> Option<String> {
-        if let Some(i) = self.form.current {
-            if let Some(v) = props_get(&self.item(i).properties, name) {
+        if let Some((_, it)) = self.current_item() {
+            if let Some(v) = props_get(&it.properties, name) {
                 return Some(v.to_string());
             }
         }

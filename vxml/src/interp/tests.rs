@@ -876,3 +876,57 @@ fn items_and_vars_initialise_in_document_order_and_termchar_in_grammar() {
     h.keys("78#");
     assert_eq!(h.take().last().unwrap(), "exit:\"43/78#\"");
 }
+
+/// Mutated example documents and arbitrary inputs never panic or hang the interpreter.
+#[test]
+fn mutated_documents_and_inputs_do_not_panic() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/vxml/");
+    let docs = [
+        "outbid.vxml",
+        "appointment.vxml",
+        "wakeup.vxml",
+        "survey.vxml",
+    ];
+    let inputs: &[&str] = &["1", "2", "3", "#", "*", "12*5#", "20261201", "1430", "9"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for name in docs {
+        let text = std::fs::read_to_string(format!("{dir}{name}")).unwrap();
+        for round in 0..12 {
+            let mut t: Vec<char> = text.chars().collect();
+            // delete a few random spans (round 0: the document as is)
+            for _ in 0..round {
+                let at = rnd(t.len());
+                let len = rnd(12).min(t.len() - at);
+                t.drain(at..at + len);
+            }
+            let t: String = t.into_iter().collect();
+            let mut h = H::with(&[("x.vxml", &t)], Config::default());
+            for _ in 0..8 {
+                if h.i.is_ended() {
+                    break;
+                }
+                if h.i.poll_timeout().is_some() && rnd(3) == 0 {
+                    h.fire();
+                    continue;
+                }
+                h.input(Input::PromptsDone);
+                for c in inputs[rnd(inputs.len())].chars() {
+                    if !h.i.is_ended() {
+                        h.input(Input::Dtmf(c));
+                    }
+                }
+            }
+            if !h.i.is_ended() {
+                h.input(Input::Hangup);
+            }
+            // after a hangup every session ends (possibly after a submit answered with 404)
+            assert!(h.i.is_ended(), "{name} round {round}: {:?}", h.log);
+        }
+    }
+}
