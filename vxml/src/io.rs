@@ -180,6 +180,9 @@ pub enum Output {
         method: Method,
         /// Parameters (`namelist`), for `<data>` and `<subdialog>`.
         params: BTreeMap<String, serde_json::Value>,
+        /// The `fetchtimeout` property in milliseconds (default 30 s): past it, answer with
+        /// [`FetchResult::Err`].
+        timeout_ms: u64,
     },
     /// Submit and fetch the next document (`<submit>`); answer with [`Input::Fetched`].
     Submit {
@@ -193,6 +196,8 @@ pub enum Output {
         enctype: String,
         /// The submitted variables.
         params: BTreeMap<String, serde_json::Value>,
+        /// The `fetchtimeout` property in milliseconds.
+        timeout_ms: u64,
     },
     /// Record; answer with [`Input::RecordDone`].
     Record {

@@ -212,6 +212,7 @@ impl Interpreter {
                         .clone()
                         .unwrap_or_else(|| "application/x-www-form-urlencoded".into()),
                     params,
+                    timeout_ms: self.prop_ms("fetchtimeout", super::DEFAULT_FETCHTIMEOUT_MS),
                 });
                 self.wait = Wait::Fetch(
                     id,

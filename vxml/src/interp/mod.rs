@@ -28,6 +28,7 @@ mod prompts;
 const DEFAULT_TIMEOUT_MS: u64 = 5000;
 const DEFAULT_INTERDIGIT_MS: u64 = 5000;
 const DEFAULT_TERMTIMEOUT_MS: u64 = 0;
+const DEFAULT_FETCHTIMEOUT_MS: u64 = 30_000;
 /// Steps of executable content and FIA iterations without waiting for the caller before the
 /// session is declared runaway.
 const STEP_BUDGET: u32 = 20_000;
@@ -542,12 +543,14 @@ impl Interpreter {
         self.flush_prompts();
         let id = FetchId(self.next_fetch);
         self.next_fetch += 1;
+        let timeout_ms = self.prop_ms("fetchtimeout", DEFAULT_FETCHTIMEOUT_MS);
         self.out.push_back(Output::Fetch {
             id,
             url,
             kind,
             method,
             params,
+            timeout_ms,
         });
         self.wait = Wait::Fetch(id, purpose);
     }

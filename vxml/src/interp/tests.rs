@@ -930,3 +930,23 @@ fn mutated_documents_and_inputs_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn fetchtimeout_property_reaches_the_shell() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut i = Interpreter::new(Config::default()).unwrap();
+    let doc = vxml(
+        r##"<property name="fetchtimeout" value="2s"/><form><block><goto next="b.vxml"/></block></form>"##,
+    );
+    i.start_inline(now, "http://app.test/a.vxml", &doc);
+    match i.poll_output() {
+        Some(Output::Fetch {
+            url, timeout_ms, ..
+        }) => {
+            assert_eq!(url, "http://app.test/b.vxml");
+            assert_eq!(timeout_ms, 2000);
+        }
+        o => panic!("{o:?}"),
+    }
+}

@@ -108,7 +108,13 @@ fn param_string(v: &Value) -> String {
 }
 
 /// Fetches a URL: file or http.
-fn get(method: Method, url: &str, params: &BTreeMap<String, Value>, enctype: &str) -> FetchResult {
+fn get(
+    method: Method,
+    url: &str,
+    params: &BTreeMap<String, Value>,
+    enctype: &str,
+    timeout_ms: u64,
+) -> FetchResult {
     let u = match url::Url::parse(url) {
         Ok(u) => u,
         Err(e) => {
@@ -143,7 +149,7 @@ fn get(method: Method, url: &str, params: &BTreeMap<String, Value>, enctype: &st
         .iter()
         .map(|(k, v)| (k.clone(), param_string(v)))
         .collect();
-    let timeout = Duration::from_secs(10);
+    let timeout = Duration::from_millis(timeout_ms.max(1));
     let r = match method {
         Method::Get => {
             let mut u2 = u.clone();
@@ -236,7 +242,7 @@ impl Runner {
                 PlayItem::Text(_) => text.push(i.clone()),
                 PlayItem::Audio { url, fallback } => {
                     if matches!(
-                        get(Method::Get, url, &BTreeMap::new(), ""),
+                        get(Method::Get, url, &BTreeMap::new(), "", 5_000),
                         FetchResult::Ok { .. }
                     ) {
                         audio.push(url.clone());
@@ -334,11 +340,12 @@ impl Runner {
                 kind,
                 method,
                 params,
+                timeout_ms,
             } => {
                 if !self.json {
                     self.print(json!({"event": "fetch", "url": url, "kind": format!("{kind:?}").to_lowercase()}));
                 }
-                let r = get(method, &url, &params, "");
+                let r = get(method, &url, &params, "", timeout_ms);
                 self.input(Input::Fetched { id, result: r });
             }
             Output::Submit {
@@ -347,9 +354,10 @@ impl Runner {
                 method,
                 enctype,
                 params,
+                timeout_ms,
             } => {
                 self.print(json!({"event": "submit", "url": url, "method": method.as_str(), "enctype": enctype, "params": params}));
-                let r = get(method, &url, &params, &enctype);
+                let r = get(method, &url, &params, &enctype, timeout_ms);
                 self.input(Input::Fetched { id, result: r });
             }
             Output::Record {
