@@ -165,6 +165,9 @@ pub enum Output {
         termtimeout_ms: u64,
         /// `termchar`.
         termchar: Option<char>,
+        /// Whether DTMF may interrupt the prompts queued before this collection (keys that
+        /// arrive during non-bargein prompts are discarded by the interpreter).
+        bargein: bool,
     },
     /// Stop collecting (input matched, or an event ended the collection).
     StopListening,

@@ -287,6 +287,7 @@ impl Interpreter {
             interdigit_ms: c.interdigit.as_millis() as u64,
             termtimeout_ms: c.termtimeout.as_millis() as u64,
             termchar,
+            bargein,
         });
         if !had_prompts {
             self.timer = Some((now + c.timeout, TimerKind::NoInput));

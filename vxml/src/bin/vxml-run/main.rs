@@ -327,9 +327,10 @@ impl Runner {
                 interdigit_ms,
                 termtimeout_ms,
                 termchar,
+                bargein,
             } => {
                 self.print(json!({"event": "listen", "item": item, "grammars": grammars, "timeout_ms": timeout_ms,
-                    "interdigittimeout_ms": interdigit_ms, "termtimeout_ms": termtimeout_ms, "termchar": termchar.map(String::from)}));
+                    "interdigittimeout_ms": interdigit_ms, "termtimeout_ms": termtimeout_ms, "termchar": termchar.map(String::from), "bargein": bargein}));
                 // The caller answers once every output of this step has been handled.
                 self.listening = true;
             }
