@@ -165,6 +165,9 @@ pub enum Output {
         termtimeout_ms: u64,
         /// `termchar`.
         termchar: Option<char>,
+        /// Whether DTMF may interrupt the prompts queued before this collection (keys that
+        /// arrive during non-bargein prompts are discarded by the interpreter).
+        bargein: bool,
     },
     /// Stop collecting (input matched, or an event ended the collection).
     StopListening,
@@ -180,6 +183,9 @@ pub enum Output {
         method: Method,
         /// Parameters (`namelist`), for `<data>` and `<subdialog>`.
         params: BTreeMap<String, serde_json::Value>,
+        /// The `fetchtimeout` property in milliseconds (default 30 s): past it, answer with
+        /// [`FetchResult::Err`].
+        timeout_ms: u64,
     },
     /// Submit and fetch the next document (`<submit>`); answer with [`Input::Fetched`].
     Submit {
@@ -193,6 +199,8 @@ pub enum Output {
         enctype: String,
         /// The submitted variables.
         params: BTreeMap<String, serde_json::Value>,
+        /// The `fetchtimeout` property in milliseconds.
+        timeout_ms: u64,
     },
     /// Record; answer with [`Input::RecordDone`].
     Record {

@@ -1,10 +1,10 @@
 //! The validated document model (VoiceXML 2.0 §1.5, 2.1).
 //!
 //! [`crate::parse`] builds it from XML; the interpreter only reads it. Executable content is kept
-//! in `Rc<[Stmt]>` so that the interpreter can suspend in the middle of a block (for a `<data>` or
+//! in `Arc<[Stmt]>` so that the interpreter can suspend in the middle of a block (for a `<data>` or
 //! `<script src>` fetch) by holding a cheap reference and an index.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::grammar::Grammar;
 
@@ -25,7 +25,7 @@ pub struct Document {
     /// `xml:base` attribute, if any.
     pub base: Option<String>,
     /// Document-level `<var>` and `<script>` in document order.
-    pub init: Rc<[Stmt]>,
+    pub init: Arc<[Stmt]>,
     /// Document-level `<catch>` handlers (and their shorthands).
     pub catches: Vec<Catch>,
     /// Document-level `<property>` settings.
@@ -67,7 +67,7 @@ pub struct Dialog {
     /// Where the element starts.
     pub pos: Pos,
     /// Dialog-scope `<var>` and `<script>` in document order.
-    pub init: Rc<[Stmt]>,
+    pub init: Arc<[Stmt]>,
     /// The form items in document order.
     pub items: Vec<Item>,
     /// Form-level `<filled>`.
@@ -88,7 +88,7 @@ pub struct Dialog {
 #[derive(Debug, Clone)]
 pub enum ItemKind {
     /// `<block>`: executable content.
-    Block(Rc<[Stmt]>),
+    Block(Arc<[Stmt]>),
     /// `<field>` (also the compiled `<menu>`).
     Field(Field),
     /// `<initial>`: mixed-initiative prompts over form-level grammars.
@@ -268,7 +268,7 @@ pub struct Filled {
     /// `namelist` (form-level only; empty = all items).
     pub namelist: Vec<String>,
     /// The executable content.
-    pub body: Rc<[Stmt]>,
+    pub body: Arc<[Stmt]>,
 }
 
 /// A `<catch>` or one of its shorthands (`<error>`, `<noinput>`, `<nomatch>`, `<help>`).
@@ -281,7 +281,7 @@ pub struct Catch {
     /// `cond`.
     pub cond: Option<String>,
     /// The executable content.
-    pub body: Rc<[Stmt]>,
+    pub body: Arc<[Stmt]>,
 }
 
 /// A `<property>`.
@@ -297,7 +297,7 @@ pub struct Property {
 #[derive(Debug, Clone)]
 pub enum GrammarRef {
     /// Compiled inline (or shorthand) DTMF grammar.
-    Inline(Rc<Grammar>),
+    Inline(Arc<Grammar>),
     /// External grammar fetched before listening.
     Src {
         /// `src` URI.
@@ -399,7 +399,7 @@ pub enum Stmt {
         pos: Pos,
     },
     /// `<if>/<elseif>/<else>`: (condition, body) pairs; `None` is else.
-    If(Vec<(Option<String>, Rc<[Stmt]>)>),
+    If(Vec<(Option<String>, Arc<[Stmt]>)>),
     /// `<goto>`.
     Goto {
         /// `next`.
@@ -492,6 +492,6 @@ pub enum Stmt {
         /// `item` variable.
         item: String,
         /// Body.
-        body: Rc<[Stmt]>,
+        body: Arc<[Stmt]>,
     },
 }

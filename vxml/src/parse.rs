@@ -4,7 +4,7 @@
 //! plus the 2.1 elements). Voice-mode grammars are accepted and ignored: outcall recognises DTMF.
 
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use roxmltree::Node;
 
@@ -239,7 +239,7 @@ impl<'a, 'i> Parser<'a, 'i> {
     fn link(&mut self, n: Node<'_, '_>) -> Result<Link, ParseError> {
         let mut grammars = Vec::new();
         if let Some(d) = n.attribute("dtmf") {
-            grammars.push(GrammarRef::Inline(Rc::new(Grammar::alternatives(&[(
+            grammars.push(GrammarRef::Inline(Arc::new(Grammar::alternatives(&[(
                 d.to_string(),
                 "true".into(),
             )]))));
@@ -290,7 +290,7 @@ impl<'a, 'i> Parser<'a, 'i> {
         let mut dl = Dialog {
             id,
             pos: self.pos(n),
-            init: Rc::from(Vec::new()),
+            init: Arc::from(Vec::new()),
             items: Vec::new(),
             filled: Vec::new(),
             catches: Vec::new(),
@@ -318,6 +318,12 @@ impl<'a, 'i> Parser<'a, 'i> {
                             self.err(c, format!("duplicate form item name {:?}", item.name))
                         );
                     }
+                    // the form item variable, initialised in document order (Appendix C)
+                    init.push(Stmt::Var {
+                        name: item.name.clone(),
+                        expr: item.expr.clone(),
+                        pos: item.pos,
+                    });
                     dl.items.push(item);
                 }
                 x if CATCHES.contains(&x) => dl.catches.push(self.catch(c)?),
@@ -423,7 +429,7 @@ impl<'a, 'i> Parser<'a, 'i> {
                 };
                 if let Some(b) = builtin {
                     item.grammars
-                        .push(GrammarRef::Inline(Rc::new(Grammar::builtin(b))));
+                        .push(GrammarRef::Inline(Arc::new(Grammar::builtin(b))));
                 }
                 if !options.is_empty() {
                     // options without dtmf get none; values are literals
@@ -433,7 +439,7 @@ impl<'a, 'i> Parser<'a, 'i> {
                         .cloned()
                         .collect();
                     item.grammars
-                        .push(GrammarRef::Inline(Rc::new(Grammar::alternatives(&alts))));
+                        .push(GrammarRef::Inline(Arc::new(Grammar::alternatives(&alts))));
                 }
                 if n.attribute("name").is_none() {
                     return Err(self.err(n, "missing required attribute name"));
@@ -585,15 +591,20 @@ impl<'a, 'i> Parser<'a, 'i> {
             return Err(self.err(n, "a <menu> needs at least one <choice>"));
         }
         item.grammars
-            .push(GrammarRef::Inline(Rc::new(Grammar::alternatives(&alts))));
+            .push(GrammarRef::Inline(Arc::new(Grammar::alternatives(&alts))));
         item.kind = ItemKind::Field(Field {
             menu: Some(Menu { choices }),
             ..Default::default()
         });
+        let menu_var = Stmt::Var {
+            name: item.name.clone(),
+            expr: None,
+            pos: item.pos,
+        };
         Ok(Dialog {
             id,
             pos: self.pos(n),
-            init: Rc::from(Vec::new()),
+            init: Arc::from(vec![menu_var]),
             items: vec![item],
             filled: Vec::new(),
             catches: Vec::new(),
@@ -629,7 +640,7 @@ impl<'a, 'i> Parser<'a, 'i> {
         if ty.contains("abnf") || (!n.children().any(|c| c.is_element()) && has_content) {
             let text = n.text().unwrap_or("");
             return match grammar::from_abnf(text) {
-                Ok(g) => Ok(GrammarRef::Inline(Rc::new(g))),
+                Ok(g) => Ok(GrammarRef::Inline(Arc::new(g))),
                 Err(crate::error::GrammarError::VoiceMode) => Ok(GrammarRef::Voice),
                 Err(e) => Err(self.err(n, e.to_string())),
             };
@@ -638,7 +649,7 @@ impl<'a, 'i> Parser<'a, 'i> {
             return Ok(GrammarRef::Voice);
         }
         grammar::from_xml(n)
-            .map(|g| GrammarRef::Inline(Rc::new(g)))
+            .map(|g| GrammarRef::Inline(Arc::new(g)))
             .map_err(|e| self.err(n, e.to_string()))
     }
 
@@ -838,7 +849,7 @@ impl<'a, 'i> Parser<'a, 'i> {
                 Stmt::If(
                     branches
                         .into_iter()
-                        .map(|(c, b)| (c, Rc::from(b)))
+                        .map(|(c, b)| (c, Arc::from(b)))
                         .collect(),
                 )
             }

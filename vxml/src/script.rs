@@ -7,8 +7,8 @@
 //! `document.x` works. Values cross to Rust as JSON. The engine was chosen by measurement
 //! (BENCHMARKS-vxml.md): one QuickJS runtime per session costs about 182 KiB.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rquickjs::{Context, Runtime};
 
@@ -126,7 +126,7 @@ pub struct Js {
     ctx: Context,
     next_id: u32,
     chain: Vec<ScopeId>,
-    budget: Rc<Cell<u64>>,
+    budget: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Js {
@@ -144,18 +144,18 @@ impl Js {
         let rt = Runtime::new().map_err(|e| crate::Error::Engine(e.to_string()))?;
         rt.set_memory_limit(memory_limit);
         rt.set_max_stack_size(256 * 1024);
-        let budget = Rc::new(Cell::new(INTERRUPT_BUDGET));
+        let budget = Arc::new(AtomicU64::new(INTERRUPT_BUDGET));
         let b = budget.clone();
         let ctx = Context::full(&rt).map_err(|e| crate::Error::Engine(e.to_string()))?;
         // The handler is called every few thousand instructions; a finite budget per evaluation
         // stops `while(true){}` without reading any clock.
-        // rquickjs needs a Send handler only with the "parallel" feature, which is off.
+        // The "parallel" feature makes the runtime Send, so a session can move between threads.
         rt.set_interrupt_handler(Some(Box::new(move || {
-            let left = b.get();
+            let left = b.load(Ordering::Relaxed);
             if left == 0 {
                 return true;
             }
-            b.set(left - 1);
+            b.store(left - 1, Ordering::Relaxed);
             false
         })));
         let js = Js {
@@ -171,7 +171,7 @@ impl Js {
 
     /// Runs code in the global scope; returns a string result or undefined.
     fn raw(&self, code: &str) -> JsResult<Option<String>> {
-        self.budget.set(INTERRUPT_BUDGET);
+        self.budget.store(INTERRUPT_BUDGET, Ordering::Relaxed);
         self.ctx.with(|ctx| {
             // VoiceXML's ECMAScript is sloppy-mode ECMA-262 (the scope chain needs `with`).
             let mut opts = rquickjs::context::EvalOptions::default();

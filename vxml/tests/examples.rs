@@ -464,3 +464,27 @@ fn https_is_refused_clearly_and_bad_documents_name_the_line() {
     assert!(msg.contains("line 3, column 8, <goto>"), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn inline_document_from_stdin() {
+    use std::process::Stdio;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vxml-run"))
+        .args(["-", "--json", "--input", "7"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(br#"<vxml version="2.1"><form><field name="d" type="digits?length=1"/><block><exit namelist="d"/></block></form></vxml>"#)
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    let last = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert_eq!(last, r#"{"event":"exit","values":{"d":"7"}}"#);
+}

@@ -1,7 +1,7 @@
 //! `vxml-run`: runs a VoiceXML application with scripted caller input and prints what happens.
 //!
 //! ```text
-//! vxml-run APP.vxml [--input KEYS|noinput|hangup|busy|noanswer…]… [--json]
+//! vxml-run APP.vxml|URL|- [--input KEYS|noinput|hangup|busy|noanswer…]… [--json]
 //!          [--local URI] [--remote URI] [--protocol isdn|sip] [--user-data JSON] [--aai TEXT]
 //! ```
 //! Each time the application listens it takes the next `--input`; when they run out the caller
@@ -30,7 +30,7 @@ struct Args {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: vxml-run APP.vxml|URL [--input KEYS|noinput|hangup]... [--json] [--local URI] [--remote URI] [--protocol isdn|sip] [--aai TEXT] [--user-data JSON]");
+    eprintln!("usage: vxml-run APP.vxml|URL|- [--input KEYS|noinput|hangup]... [--json] [--local URI] [--remote URI] [--protocol isdn|sip] [--aai TEXT] [--user-data JSON]");
     ExitCode::from(64)
 }
 
@@ -65,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
                 session.user_data = serde_json::from_str(&val("--user-data")?)
                     .map_err(|e| format!("--user-data: {e}"))?
             }
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
             s => {
                 if app.replace(s.to_string()).is_some() {
                     return Err("only one application".into());
@@ -86,6 +86,13 @@ fn app_url(app: &str) -> Result<String, String> {
     if app.contains("://") {
         return Ok(app.to_string());
     }
+    if app == "-" {
+        // standard input: relative URIs resolve against the current directory
+        let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        return url::Url::from_file_path(cwd.join("stdin.vxml"))
+            .map(|u| u.to_string())
+            .map_err(|_| "current directory is not absolute".to_string());
+    }
     let p = std::fs::canonicalize(app).map_err(|e| format!("{app}: {e}"))?;
     url::Url::from_file_path(&p)
         .map(|u| u.to_string())
@@ -101,7 +108,13 @@ fn param_string(v: &Value) -> String {
 }
 
 /// Fetches a URL: file or http.
-fn get(method: Method, url: &str, params: &BTreeMap<String, Value>, enctype: &str) -> FetchResult {
+fn get(
+    method: Method,
+    url: &str,
+    params: &BTreeMap<String, Value>,
+    enctype: &str,
+    timeout_ms: u64,
+) -> FetchResult {
     let u = match url::Url::parse(url) {
         Ok(u) => u,
         Err(e) => {
@@ -136,7 +149,7 @@ fn get(method: Method, url: &str, params: &BTreeMap<String, Value>, enctype: &st
         .iter()
         .map(|(k, v)| (k.clone(), param_string(v)))
         .collect();
-    let timeout = Duration::from_secs(10);
+    let timeout = Duration::from_millis(timeout_ms.max(1));
     let r = match method {
         Method::Get => {
             let mut u2 = u.clone();
@@ -198,12 +211,16 @@ struct Runner {
 
 impl Runner {
     fn print(&self, v: Value) {
+        let ev = v["event"].as_str().unwrap_or("?").to_string();
+        let mut m = v.as_object().cloned().unwrap_or_default();
+        m.remove("event");
         if self.json {
-            println!("{v}");
+            // "event" first, then the other fields (serde_json maps are sorted)
+            let rest = Value::Object(m).to_string();
+            let rest = &rest[1..rest.len() - 1];
+            let sep = if rest.is_empty() { "" } else { "," };
+            println!("{{\"event\":{}{sep}{rest}}}", Value::String(ev));
         } else {
-            let ev = v["event"].as_str().unwrap_or("?").to_string();
-            let mut m = v.as_object().cloned().unwrap_or_default();
-            m.remove("event");
             let rest: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("{ev:>8}: {}", rest.join(" "));
         }
@@ -225,7 +242,7 @@ impl Runner {
                 PlayItem::Text(_) => text.push(i.clone()),
                 PlayItem::Audio { url, fallback } => {
                     if matches!(
-                        get(Method::Get, url, &BTreeMap::new(), ""),
+                        get(Method::Get, url, &BTreeMap::new(), "", 5_000),
                         FetchResult::Ok { .. }
                     ) {
                         audio.push(url.clone());
@@ -310,9 +327,10 @@ impl Runner {
                 interdigit_ms,
                 termtimeout_ms,
                 termchar,
+                bargein,
             } => {
                 self.print(json!({"event": "listen", "item": item, "grammars": grammars, "timeout_ms": timeout_ms,
-                    "interdigittimeout_ms": interdigit_ms, "termtimeout_ms": termtimeout_ms, "termchar": termchar.map(String::from)}));
+                    "interdigittimeout_ms": interdigit_ms, "termtimeout_ms": termtimeout_ms, "termchar": termchar.map(String::from), "bargein": bargein}));
                 // The caller answers once every output of this step has been handled.
                 self.listening = true;
             }
@@ -323,11 +341,12 @@ impl Runner {
                 kind,
                 method,
                 params,
+                timeout_ms,
             } => {
                 if !self.json {
                     self.print(json!({"event": "fetch", "url": url, "kind": format!("{kind:?}").to_lowercase()}));
                 }
-                let r = get(method, &url, &params, "");
+                let r = get(method, &url, &params, "", timeout_ms);
                 self.input(Input::Fetched { id, result: r });
             }
             Output::Submit {
@@ -336,9 +355,10 @@ impl Runner {
                 method,
                 enctype,
                 params,
+                timeout_ms,
             } => {
                 self.print(json!({"event": "submit", "url": url, "method": method.as_str(), "enctype": enctype, "params": params}));
-                let r = get(method, &url, &params, &enctype);
+                let r = get(method, &url, &params, &enctype, timeout_ms);
                 self.input(Input::Fetched { id, result: r });
             }
             Output::Record {
@@ -468,6 +488,7 @@ fn main() -> ExitCode {
     // The shell owns the clock; virtual time starts here and only moves to the next deadline.
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
+    let app = args.app.clone();
     let mut r = Runner {
         json: args.json,
         inputs: args.inputs,
@@ -476,6 +497,15 @@ fn main() -> ExitCode {
         records: 0,
         listening: false,
     };
-    r.interp.start(r.now, &url);
+    if app == "-" {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("vxml-run: standard input: {e}");
+            return ExitCode::from(66);
+        }
+        r.interp.start_inline(r.now, &url, &text);
+    } else {
+        r.interp.start(r.now, &url);
+    }
     r.run()
 }

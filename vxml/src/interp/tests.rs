@@ -807,3 +807,146 @@ fn termchar_after_complete_input_is_not_typeahead() {
     h.keys("2");
     assert_eq!(h.take(), ["exit:\"12\""]);
 }
+
+#[test]
+fn prompt_cond_and_grammar_srcexpr() {
+    let doc = vxml(
+        r##"<var name="vip" expr="true"/><var name="g" expr="'yes.grxml'"/>
+           <form><field name="f"><prompt cond="vip">Welcome back.</prompt><prompt cond="!vip">Hello.</prompt>
+             <grammar srcexpr="g"/><filled><exit expr="f"/></filled></field></form>"##,
+    );
+    let g = r##"<grammar mode="dtmf" root="r" version="1.0"><rule id="r">1<tag>out="yes"</tag></rule></grammar>"##;
+    let mut h = H::new(&[("a.vxml", &doc), ("yes.grxml", g)]);
+    assert_eq!(
+        h.take()[1..],
+        [
+            "play:Welcome back.",
+            "fetch:http://app.test/yes.grxml",
+            "listen:f"
+        ]
+    );
+    h.keys("1");
+    assert_eq!(h.take(), ["exit:\"yes\""]);
+}
+
+#[test]
+fn consultation_transfer_and_bad_srcexpr_are_errors() {
+    let doc = vxml(r##"<form><transfer name="t" dest="tel:+1" type="consultation"/></form>"##);
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    assert_eq!(h.take()[1], "event:error.unsupported.transfer.consultation");
+    let doc = vxml(r##"<form><field name="f"><grammar srcexpr="nope + 1"/></field></form>"##);
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    assert_eq!(h.take()[1], "event:error.semantic");
+}
+
+#[test]
+fn interpreter_is_send() {
+    fn send<T: Send>() {}
+    send::<Interpreter>();
+}
+
+#[test]
+fn inline_first_document_and_voice_only_field() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut i = Interpreter::new(Config::default()).unwrap();
+    let doc = vxml(
+        r##"<form><field name="f"><grammar><rule id="r">yes</rule></grammar></field></form>"##,
+    );
+    i.start_inline(now, "http://app.test/inline.vxml", &doc);
+    let mut out = Vec::new();
+    while let Some(o) = i.poll_output() {
+        out.push(o);
+    }
+    assert!(
+        matches!(&out[0], Output::Event { name, .. } if name == "error.unsupported.format"),
+        "{out:?}"
+    );
+    assert!(matches!(out.last(), Some(Output::Exit { .. })));
+}
+
+#[test]
+fn items_and_vars_initialise_in_document_order_and_termchar_in_grammar() {
+    let doc = vxml(
+        r##"<form><var name="base" expr="40"/><field name="n" expr="base + 2"/><var name="after" expr="n + 1"/>
+             <field name="code"><grammar mode="dtmf" type="application/srgs">#ABNF 1.0; mode dtmf; root $r; $r = 7 8 #;</grammar>
+             <filled><exit expr="after + '/' + code"/></filled></field></form>"##,
+    );
+    let mut h = H::new(&[("a.vxml", &doc)]);
+    h.keys("78#");
+    assert_eq!(h.take().last().unwrap(), "exit:\"43/78#\"");
+}
+
+/// Mutated example documents and arbitrary inputs never panic or hang the interpreter.
+#[test]
+fn mutated_documents_and_inputs_do_not_panic() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/vxml/");
+    let docs = [
+        "outbid.vxml",
+        "appointment.vxml",
+        "wakeup.vxml",
+        "survey.vxml",
+    ];
+    let inputs: &[&str] = &["1", "2", "3", "#", "*", "12*5#", "20261201", "1430", "9"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for name in docs {
+        let text = std::fs::read_to_string(format!("{dir}{name}")).unwrap();
+        for round in 0..12 {
+            let mut t: Vec<char> = text.chars().collect();
+            // delete a few random spans (round 0: the document as is)
+            for _ in 0..round {
+                let at = rnd(t.len());
+                let len = rnd(12).min(t.len() - at);
+                t.drain(at..at + len);
+            }
+            let t: String = t.into_iter().collect();
+            let mut h = H::with(&[("x.vxml", &t)], Config::default());
+            for _ in 0..8 {
+                if h.i.is_ended() {
+                    break;
+                }
+                if h.i.poll_timeout().is_some() && rnd(3) == 0 {
+                    h.fire();
+                    continue;
+                }
+                h.input(Input::PromptsDone);
+                for c in inputs[rnd(inputs.len())].chars() {
+                    if !h.i.is_ended() {
+                        h.input(Input::Dtmf(c));
+                    }
+                }
+            }
+            if !h.i.is_ended() {
+                h.input(Input::Hangup);
+            }
+            // after a hangup every session ends (possibly after a submit answered with 404)
+            assert!(h.i.is_ended(), "{name} round {round}: {:?}", h.log);
+        }
+    }
+}
+
+#[test]
+fn fetchtimeout_property_reaches_the_shell() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut i = Interpreter::new(Config::default()).unwrap();
+    let doc = vxml(
+        r##"<property name="fetchtimeout" value="2s"/><form><block><goto next="b.vxml"/></block></form>"##,
+    );
+    i.start_inline(now, "http://app.test/a.vxml", &doc);
+    match i.poll_output() {
+        Some(Output::Fetch {
+            url, timeout_ms, ..
+        }) => {
+            assert_eq!(url, "http://app.test/b.vxml");
+            assert_eq!(timeout_ms, 2000);
+        }
+        o => panic!("{o:?}"),
+    }
+}
