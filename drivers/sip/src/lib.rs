@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod endpoint;
 pub mod error;
 pub mod msg;
 pub mod rfc4733;
