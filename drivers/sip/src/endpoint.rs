@@ -542,6 +542,14 @@ Content-Length: {}\r\n\r\n",
                     self.emit(h, ev);
                 }
             }
+            200..=299 if matches!(c.state, State::Confirmed | State::Terminating) => {
+                // A retransmitted 2xx (RFC 6026: the ICT passes it up): the same ACK again.
+                if let Some(ack) = c.ack.clone() {
+                    let to = self.peer();
+                    let bytes = msg::to_bytes(&SipMessage::Request(ack));
+                    self.out.push_back(Output::Transmit { to, bytes });
+                }
+            }
             200..=299 => {
                 let dialog = match c.dialog.take() {
                     Some(mut d)
@@ -814,8 +822,9 @@ mod tests {
         assert_eq!(ack.uri.to_string(), "sip:gw@198.51.100.7");
         // The 2xx is retransmitted: ACKed again, no second Answered.
         ep.handle_input(at(t0, 2500), proxy(), reply(&invite, 200, b"v=0 answer"));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!((names(&sent), evs), (vec!["ACK".to_owned()], vec![]));
+        let (sent2, evs) = drain(&mut ep);
+        assert_eq!((names(&sent2), evs), (vec!["ACK".to_owned()], vec![]));
+        assert_eq!(sent2[0], sent[0], "the same ACK");
         ep.handle_command(at(t0, 10_000), CallHandle(1), Command::Hangup)
             .unwrap();
         let (sent, _) = drain(&mut ep);

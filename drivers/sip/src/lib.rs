@@ -8,6 +8,8 @@ pub mod auth;
 pub mod dialog;
 pub mod endpoint;
 pub mod error;
+#[cfg(feature = "io")]
+pub mod io;
 pub mod msg;
 pub mod rfc4733;
 pub mod sdp;
