@@ -25,6 +25,7 @@ use crate::auth::{Credentials, DigestClient};
 use crate::dialog::Dialog;
 use crate::error::Error;
 use crate::msg::{self, Method, Request, Response, SipMessage};
+use crate::register::{RegOutcome, RegisterConfig, Registration, TrunkState};
 use crate::transaction::layer::{
     Event, Input as LayerInput, LayerConfig, LayerOutput, TransactionLayer, TxId,
 };
@@ -50,6 +51,26 @@ pub struct EndpointConfig {
     pub credentials: Option<Credentials>,
     /// Transaction timers.
     pub timers: LayerConfig,
+    /// Register with the trunk (and keep the binding refreshed).
+    pub register: Option<RegisterConfig>,
+    /// Send OPTIONS at this interval to watch the trunk.
+    pub keepalive: Option<Duration>,
+}
+
+/// How long to wait before retrying a failed registration.
+pub const REGISTER_RETRY: Duration = Duration::from_secs(60);
+
+/// Trunk-level events (registration and keep-alive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrunkEvent {
+    /// The registrar accepted the binding for this long.
+    Registered(Duration),
+    /// The registration failed with this status (408 for no answer); retried later.
+    RegistrationFailed(u16),
+    /// The keep-alive was answered after the trunk was down or unknown.
+    Up,
+    /// The keep-alive went unanswered.
+    Down,
 }
 
 /// A command from the port layer.
@@ -121,6 +142,8 @@ pub enum Output {
         /// What.
         bytes: Vec<u8>,
     },
+    /// A trunk event.
+    Trunk(TrunkEvent),
     /// A call event.
     Call {
         /// The call.
@@ -165,12 +188,22 @@ pub struct Endpoint {
     out: VecDeque<Output>,
     pending: VecDeque<Event>,
     rng: SmallRng,
+    registration: Option<Registration>,
+    reg_tx: Option<(TxId, Request)>,
+    keepalive_at: Option<Instant>,
+    ka_tx: Option<TxId>,
+    trunk: TrunkState,
 }
 
 impl Endpoint {
     /// An endpoint; `rng_seed` drives tags, branches, Call-IDs and glare back-off.
     #[must_use]
     pub fn new(cfg: EndpointConfig, rng_seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(rng_seed);
+        let registration = cfg
+            .register
+            .clone()
+            .map(|r| Registration::new(r, cfg.credentials.clone(), &mut rng));
         Self {
             layer: TransactionLayer::new(cfg.timers, rng_seed ^ 0x5eed),
             cfg,
@@ -178,7 +211,12 @@ impl Endpoint {
             tx_calls: HashMap::new(),
             out: VecDeque::new(),
             pending: VecDeque::new(),
-            rng: SmallRng::seed_from_u64(rng_seed),
+            rng,
+            registration,
+            reg_tx: None,
+            keepalive_at: None,
+            ka_tx: None,
+            trunk: TrunkState::Unknown,
         }
     }
 
@@ -196,6 +234,133 @@ impl Endpoint {
 
     fn contact(&self) -> String {
         format!("sip:{}@{}", self.cfg.contact_user, self.cfg.local)
+    }
+
+    /// Starts registration and keep-alive (both due at `now`).
+    pub fn start_trunk(&mut self, now: Instant) {
+        if let Some(r) = &mut self.registration {
+            r.schedule(now);
+        }
+        if self.cfg.keepalive.is_some() {
+            self.keepalive_at = Some(now);
+        }
+    }
+
+    /// What the keep-alive last saw.
+    #[must_use]
+    pub fn trunk_state(&self) -> TrunkState {
+        self.trunk
+    }
+
+    fn send_register(&mut self, now: Instant) {
+        let contact = self.contact();
+        let (transport, local) = (self.cfg.transport, self.cfg.local);
+        let Some(r) = &mut self.registration else {
+            return;
+        };
+        let req = r.request(transport, local, &contact, &mut self.rng);
+        self.send_register_request(now, req);
+    }
+
+    fn send_register_request(&mut self, now: Instant, req: Request) {
+        match self.layer.start_client(now, req.clone(), self.peer()) {
+            Ok((tx, _)) => self.reg_tx = Some((tx, req)),
+            Err(e) => tracing::warn!(%e, "REGISTER not sent"),
+        }
+    }
+
+    fn registration_failed(&mut self, now: Instant, code: u16) {
+        self.reg_tx = None;
+        if let Some(r) = &mut self.registration {
+            r.schedule(now + REGISTER_RETRY);
+        }
+        self.out
+            .push_back(Output::Trunk(TrunkEvent::RegistrationFailed(code)));
+    }
+
+    fn send_keepalive(&mut self, now: Instant) {
+        let Some(interval) = self.cfg.keepalive else {
+            return;
+        };
+        self.keepalive_at = Some(now + interval);
+        if self.ka_tx.is_some() {
+            return; // the previous probe is still running (Timer F is 32 s)
+        }
+        let via = self.via();
+        let tag = transport::new_tag(&mut self.rng);
+        let call_id = format!("{:016x}@ka", self.rng.gen::<u64>());
+        let text = format!(
+            "OPTIONS sip:{proxy} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+From: <{contact}>;tag={tag}\r\nTo: <sip:{proxy}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n",
+            proxy = self.cfg.proxy,
+            contact = self.contact(),
+        );
+        let Ok(SipMessage::Request(req)) = msg::parse(text.as_bytes()) else {
+            unreachable!("OPTIONS built from addresses parses")
+        };
+        match self.layer.start_client(now, req, self.peer()) {
+            Ok((tx, _)) => self.ka_tx = Some(tx),
+            Err(e) => tracing::warn!(%e, "OPTIONS not sent"),
+        }
+    }
+
+    fn set_trunk(&mut self, up: bool) {
+        let new = if up { TrunkState::Up } else { TrunkState::Down };
+        if new != self.trunk {
+            self.trunk = new;
+            self.out.push_back(Output::Trunk(if up {
+                TrunkEvent::Up
+            } else {
+                TrunkEvent::Down
+            }));
+        }
+    }
+
+    /// Handles events of the registration and keep-alive transactions; false if not theirs.
+    fn on_trunk_event(&mut self, now: Instant, e: &Event) -> bool {
+        let (tx, resp) = match e {
+            Event::Response { tx, response } => (*tx, Some(response)),
+            Event::Timeout { tx, .. } | Event::TransportError { tx } => (*tx, None),
+            _ => return false,
+        };
+        if self.ka_tx == Some(tx) {
+            match resp {
+                Some(r) if r.status_code.code() < 200 => {}
+                Some(_) => {
+                    self.ka_tx = None;
+                    self.set_trunk(true);
+                }
+                None => {
+                    self.ka_tx = None;
+                    self.set_trunk(false);
+                }
+            }
+            return true;
+        }
+        let Some((rtx, req)) = self.reg_tx.clone() else {
+            return false;
+        };
+        if rtx != tx {
+            return false;
+        }
+        let Some(resp) = resp else {
+            self.registration_failed(now, 408);
+            return true;
+        };
+        let Some(r) = &mut self.registration else {
+            return true;
+        };
+        match r.on_response(now, &req, resp, &mut self.rng) {
+            RegOutcome::Pending => {}
+            RegOutcome::Registered(d) => {
+                self.reg_tx = None;
+                self.out.push_back(Output::Trunk(TrunkEvent::Registered(d)));
+            }
+            RegOutcome::Resend(next) => self.send_register_request(now, next),
+            RegOutcome::Failed(code) => self.registration_failed(now, code),
+        }
+        true
     }
 
     /// Number of live calls.
@@ -282,6 +447,17 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.pump_layer(now);
+        if self
+            .registration
+            .as_ref()
+            .and_then(Registration::refresh_at)
+            .is_some_and(|t| t <= now)
+        {
+            self.send_register(now);
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.send_keepalive(now);
+        }
         let mut handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         handles.sort();
         for h in handles {
@@ -320,7 +496,16 @@ impl Endpoint {
             .values()
             .flat_map(|c| [c.ring_deadline, c.glare_deadline])
             .flatten();
-        calls.chain(self.layer.poll_timeout()).min()
+        let trunk = [
+            self.registration
+                .as_ref()
+                .and_then(Registration::refresh_at),
+            self.keepalive_at,
+        ];
+        calls
+            .chain(trunk.into_iter().flatten())
+            .chain(self.layer.poll_timeout())
+            .min()
     }
 
     fn call(&self, h: CallHandle) -> Result<&Call, Error> {
@@ -437,6 +622,9 @@ Content-Length: {}\r\n\r\n",
     }
 
     fn on_layer_event(&mut self, now: Instant, e: Event) {
+        if self.on_trunk_event(now, &e) {
+            return;
+        }
         match e {
             Event::Response { tx, response } => {
                 if let Some(&h) = self.tx_calls.get(&tx) {
@@ -711,6 +899,8 @@ mod tests {
                     password: "pw".into(),
                 }),
                 timers: LayerConfig::default(),
+                register: None,
+                keepalive: None,
             },
             42,
         )
@@ -736,6 +926,7 @@ mod tests {
                     assert_eq!(handle, CallHandle(1));
                     evs.push(event);
                 }
+                Output::Trunk(t) => panic!("unexpected trunk event {t:?}"),
             }
         }
         (sent, evs)
@@ -1077,5 +1268,143 @@ CSeq: 5 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             ))
         );
         assert_eq!(invites, 7);
+    }
+
+    fn trunk_endpoint() -> Endpoint {
+        let mut ep = endpoint(true);
+        ep.cfg.register = Some(RegisterConfig {
+            registrar: "sip:carrier.example".into(),
+            aor: "sip:100@carrier.example".into(),
+            expires: Duration::from_secs(600),
+        });
+        ep.cfg.keepalive = Some(Duration::from_secs(30));
+        let creds = ep.cfg.credentials.clone();
+        ep.registration = ep
+            .cfg
+            .register
+            .clone()
+            .map(|r| Registration::new(r, creds, &mut ep.rng));
+        ep
+    }
+
+    fn drain_trunk(ep: &mut Endpoint) -> (Vec<SipMessage>, Vec<TrunkEvent>) {
+        let (mut sent, mut evs) = (Vec::new(), Vec::new());
+        while let Some(o) = ep.poll_output() {
+            match o {
+                Output::Transmit { bytes, .. } => sent.push(msg::parse(&bytes).unwrap()),
+                Output::Trunk(t) => evs.push(t),
+                Output::Call { .. } => panic!("no calls here"),
+            }
+        }
+        (sent, evs)
+    }
+
+    #[test]
+    fn registration_with_challenge_and_refresh() {
+        let t0 = epoch();
+        let mut ep = trunk_endpoint();
+        ep.start_trunk(t0);
+        ep.handle_timeout(t0);
+        let (sent, _) = drain_trunk(&mut ep);
+        assert_eq!(names(&sent), ["REGISTER", "OPTIONS"]);
+        let reg = req_of(&sent[0]).clone();
+        let options = req_of(&sent[1]).clone();
+        let mut ch = msg::response_to(&reg, 401, Some("r"));
+        ch.headers.push(Header::WwwAuthenticate(
+            rsip::headers::WwwAuthenticate::new(
+                "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\"",
+            ),
+        ));
+        ep.handle_input(
+            at(t0, 50),
+            proxy(),
+            msg::to_bytes(&SipMessage::Response(ch)),
+        );
+        let (sent, evs) = drain_trunk(&mut ep);
+        assert_eq!(names(&sent), ["REGISTER"]);
+        assert!(evs.is_empty());
+        let reg2 = req_of(&sent[0]).clone();
+        assert!(String::from_utf8(msg::to_bytes(&sent[0]))
+            .unwrap()
+            .contains("Authorization: Digest"));
+        let mut ok = msg::response_to(&reg2, 200, Some("r"));
+        ok.headers
+            .push(Header::Expires(rsip::headers::Expires::new("600")));
+        ep.handle_input(
+            at(t0, 100),
+            proxy(),
+            msg::to_bytes(&SipMessage::Response(ok)),
+        );
+        ep.handle_input(at(t0, 120), proxy(), reply(&options, 200, b""));
+        let (_, evs) = drain_trunk(&mut ep);
+        assert_eq!(
+            evs,
+            [
+                TrunkEvent::Registered(Duration::from_secs(600)),
+                TrunkEvent::Up
+            ]
+        );
+        assert_eq!(ep.trunk_state(), TrunkState::Up);
+        // Refresh 60 s before expiry: at 100 ms + 540 s.
+        let mut now;
+        let refresh = loop {
+            now = ep.poll_timeout().unwrap();
+            assert!(now <= at(t0, 540_100));
+            ep.handle_timeout(now);
+            let (sent, _) = drain_trunk(&mut ep);
+            // Answer keep-alives so the trunk stays up.
+            for m in &sent {
+                if let SipMessage::Request(r) = m {
+                    if r.method == Method::Options {
+                        ep.handle_input(now, proxy(), reply(r, 200, b""));
+                    }
+                }
+            }
+            if let Some(r) = sent
+                .iter()
+                .find(|m| matches!(m, SipMessage::Request(r) if r.method == Method::Register))
+            {
+                break req_of(r).clone();
+            }
+            drain_trunk(&mut ep);
+        };
+        assert_eq!(now, at(t0, 540_100));
+        assert!(msg::cseq(&refresh).unwrap().seq > msg::cseq(&reg2).unwrap().seq);
+        assert_eq!(msg::call_id(&refresh).unwrap(), msg::call_id(&reg).unwrap());
+    }
+
+    #[test]
+    fn keepalive_marks_trunk_down_and_up() {
+        let t0 = epoch();
+        let mut ep = endpoint(false);
+        ep.cfg.keepalive = Some(Duration::from_secs(30));
+        ep.start_trunk(t0);
+        ep.handle_timeout(t0);
+        let (sent, _) = drain_trunk(&mut ep);
+        assert_eq!(names(&sent), ["OPTIONS"]);
+        // Nobody answers: Timer F at 32 s marks the trunk down.
+        let mut down_at = None;
+        for _ in 0..40 {
+            let now = ep.poll_timeout().unwrap();
+            ep.handle_timeout(now);
+            let (_, evs) = drain_trunk(&mut ep);
+            if evs == [TrunkEvent::Down] {
+                down_at = Some(now - t0);
+                break;
+            }
+        }
+        assert_eq!(down_at, Some(Duration::from_secs(32)));
+        // The next probe (due at 30 s, skipped while the first ran) goes at 60 s; answer it.
+        let now = ep.poll_timeout().unwrap();
+        assert_eq!(now - t0, Duration::from_secs(60));
+        ep.handle_timeout(now);
+        let (sent, _) = drain_trunk(&mut ep);
+        assert_eq!(names(&sent), ["OPTIONS"]);
+        ep.handle_input(now, proxy(), reply(req_of(&sent[0]), 404, b""));
+        assert_eq!(
+            drain_trunk(&mut ep).1,
+            [TrunkEvent::Up],
+            "any response means the trunk is up"
+        );
     }
 }

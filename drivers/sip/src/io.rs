@@ -45,6 +45,7 @@ async fn flush(
             Output::Transmit { to, .. } => {
                 tracing::warn!(transport = %to.transport, addr = %to.addr, "no stream transport in the UDP shell");
             }
+            Output::Trunk(event) => tracing::info!(?event, "trunk"),
             Output::Call { handle, event } => {
                 if events.send((handle, event)).await.is_err() {
                     tracing::debug!("event receiver gone");
@@ -150,6 +151,8 @@ mod tests {
                 contact_user: "outcall".into(),
                 credentials: None,
                 timers: LayerConfig::default(),
+                register: None,
+                keepalive: None,
             },
             9,
         );

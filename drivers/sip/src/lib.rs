@@ -34,6 +34,8 @@
 //!         contact_user: "outcall".into(),
 //!         credentials: None,
 //!         timers: LayerConfig::default(),
+//!         register: None,
+//!         keepalive: None,
 //!     },
 //!     1, // rng seed
 //! );
@@ -63,6 +65,7 @@ pub mod error;
 #[cfg(feature = "io")]
 pub mod io;
 pub mod msg;
+pub mod register;
 pub mod rfc4733;
 pub mod sdp;
 pub mod transaction;
