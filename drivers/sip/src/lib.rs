@@ -50,6 +50,7 @@
 //!     match out {
 //!         Output::Transmit { to, bytes } => { /* socket.send_to(&bytes, to.addr) */ }
 //!         Output::Call { handle, event } => { /* tell the port */ }
+//!         Output::Trunk(event) => { /* registration / keep-alive state */ }
 //!     }
 //! }
 //! let _wake_at = ep.poll_timeout();
