@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cause;
 pub mod dialog;
 pub mod endpoint;
 pub mod error;
