@@ -103,6 +103,17 @@ pub fn set_via_transport(req: &mut Request, transport: Transport) {
     replace_top_via(req, &via);
 }
 
+/// Replaces the branch of the top Via of `req` (a new transaction for a re-sent request).
+pub fn set_via_branch(req: &mut Request, branch: &str) {
+    let Ok(mut via) = msg::top_via(req) else {
+        return;
+    };
+    via.params.retain(|p| !matches!(p, Param::Branch(_)));
+    via.params
+        .insert(0, Param::Branch(branch.to_owned().into()));
+    replace_top_via(req, &via);
+}
+
 fn replace_top_via(req: &mut Request, via: &rsip::typed::Via) {
     if let Some(Header::Via(h)) = req.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) {
         *h = rsip::headers::Via::new(via.to_string());

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+use super::ratelimit::{Limiter, RateLimit};
 use super::{ClientInput, Ict, Ist, Nict, Nist, Output, ServerInput, Timer, TimerConfig};
 use crate::error::{Error, ParseError};
 use crate::msg::{self, Method, Request, Response, SipMessage, BRANCH_COOKIE};
@@ -183,6 +184,8 @@ pub struct LayerConfig {
     pub t2: Duration,
     /// RFC 3261 T4.
     pub t4: Duration,
+    /// Per-source flood limit applied before parsing (`None`: unlimited).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for LayerConfig {
@@ -191,6 +194,7 @@ impl Default for LayerConfig {
             t1: super::T1,
             t2: super::T2,
             t4: super::T4,
+            rate_limit: Some(RateLimit::default()),
         }
     }
 }
@@ -205,6 +209,7 @@ pub struct TransactionLayer {
     servers: HashMap<ServerKey, TxId>,
     out: VecDeque<LayerOutput>,
     rng: SmallRng,
+    limiter: Option<Limiter>,
 }
 
 impl TransactionLayer {
@@ -219,6 +224,7 @@ impl TransactionLayer {
             servers: HashMap::new(),
             out: VecDeque::new(),
             rng: SmallRng::seed_from_u64(rng_seed),
+            limiter: cfg.rate_limit.map(Limiter::new),
         }
     }
 
@@ -391,6 +397,11 @@ impl TransactionLayer {
     }
 
     fn on_received(&mut self, now: Instant, source: Target, bytes: &[u8]) {
+        if let Some(l) = &mut self.limiter {
+            if !l.allow(now, source.addr.ip()) {
+                return;
+            }
+        }
         match msg::parse(bytes) {
             Ok(SipMessage::Request(r)) => self.on_request(now, source, r),
             Ok(SipMessage::Response(r)) => self.on_response(now, r),
@@ -826,6 +837,52 @@ mod tests {
             })
             .collect();
         assert_eq!(codes, ["SIP/2.0 501", "SIP/2.0 400"]);
+    }
+
+    #[test]
+    fn flood_from_one_source_is_dropped_before_parsing() {
+        let t0 = epoch();
+        let cfg = LayerConfig {
+            rate_limit: Some(RateLimit {
+                burst: 5,
+                per_second: 1,
+                max_sources: 16,
+            }),
+            ..LayerConfig::default()
+        };
+        let mut l = TransactionLayer::new(cfg, 1);
+        let flood = udp("203.0.113.66:5060");
+        let mut answered = 0;
+        for i in 0..100 {
+            let mut r = request("OPTIONS");
+            let b = String::from_utf8(bytes(r.clone()))
+                .unwrap()
+                .replace("z9hG4bKtest1", &format!("z9hG4bKf{i}"));
+            r = match msg::parse(b.as_bytes()).unwrap() {
+                SipMessage::Request(r) => r,
+                _ => unreachable!(),
+            };
+            l.handle_input(
+                t0,
+                Input::Received {
+                    source: flood,
+                    bytes: bytes(r),
+                },
+            )
+            .unwrap();
+            answered += events(drain(&mut l)).len();
+        }
+        assert_eq!(answered, 5, "only the burst reaches the TU");
+        let other = udp("203.0.113.7:5060");
+        l.handle_input(
+            t0,
+            Input::Received {
+                source: other,
+                bytes: bytes(request("OPTIONS")),
+            },
+        )
+        .unwrap();
+        assert_eq!(events(drain(&mut l)).len(), 1, "other sources still served");
     }
 
     #[test]

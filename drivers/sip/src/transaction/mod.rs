@@ -16,6 +16,7 @@ pub mod ist;
 pub mod layer;
 pub mod nict;
 pub mod nist;
+pub mod ratelimit;
 pub mod timer;
 
 pub use ict::Ict;

@@ -1,0 +1,205 @@
+//! The tokio UDP shell around [`Endpoint`] (feature `io`, on by default).
+//!
+//! It holds no protocol state: one `select!` over the socket, the command channel, the
+//! endpoint's next deadline and the shutdown future; after every input it drains
+//! `poll_output` (STYLE.md §2). TCP targets (the §18.1.1 size rule) are not served by this shell
+//! yet: such datagrams are dropped with a warning and the transaction times out.
+
+use std::future::Future;
+use std::io;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::endpoint::{CallEvent, CallHandle, Command, Endpoint, Output};
+use crate::transport::{Target, Transport};
+
+/// Largest datagram read.
+const RECV_BUF: usize = 65_535;
+
+/// The shell's notion of now, as a std `Instant` (follows tokio's paused clock in tests).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn flush(
+    endpoint: &mut Endpoint,
+    socket: &UdpSocket,
+    events: &mpsc::Sender<(CallHandle, CallEvent)>,
+) -> io::Result<()> {
+    while let Some(o) = endpoint.poll_output() {
+        match o {
+            Output::Transmit {
+                to:
+                    Target {
+                        transport: Transport::Udp,
+                        addr,
+                    },
+                bytes,
+            } => {
+                if let Err(e) = socket.send_to(&bytes, addr).await {
+                    tracing::warn!(%addr, %e, "SIP send failed");
+                }
+            }
+            Output::Transmit { to, .. } => {
+                tracing::warn!(transport = %to.transport, addr = %to.addr, "no stream transport in the UDP shell");
+            }
+            Output::Trunk(event) => tracing::info!(?event, "trunk"),
+            Output::Call { handle, event } => {
+                if events.send((handle, event)).await.is_err() {
+                    tracing::debug!("event receiver gone");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `endpoint` on `socket` until `shutdown` resolves or the command sender is dropped;
+/// returns the endpoint (so a caller can inspect or hand it on).
+///
+/// # Errors
+/// An I/O error of the socket other than a send failure (which is logged and left to the
+/// transactions' retransmission and timers).
+pub async fn run(
+    mut endpoint: Endpoint,
+    socket: UdpSocket,
+    mut commands: mpsc::Receiver<(CallHandle, Command)>,
+    events: mpsc::Sender<(CallHandle, CallEvent)>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Endpoint> {
+    tokio::pin!(shutdown);
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        flush(&mut endpoint, &socket, &events).await?;
+        let deadline = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            () = &mut shutdown => return Ok(endpoint),
+            r = socket.recv_from(&mut buf) => {
+                let (n, from) = r?;
+                endpoint.handle_input(now(), Target { transport: Transport::Udp, addr: from }, buf[..n].to_vec());
+            }
+            cmd = commands.recv() => {
+                let Some((handle, cmd)) = cmd else { return Ok(endpoint) };
+                if let Err(e) = endpoint.handle_command(now(), handle, cmd) {
+                    tracing::warn!(call = handle.0, %e, "command refused");
+                }
+            }
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => endpoint.handle_timeout(now()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{EndReason, EndpointConfig};
+    use crate::msg::{self, Method, SipMessage};
+    use crate::transaction::layer::LayerConfig;
+    use rsip::headers::UntypedHeader;
+    use std::time::Duration;
+
+    /// A scripted UAS on 127.0.0.1: 180 + 200 to INVITE, 200 to BYE.
+    async fn uas(sock: UdpSocket) {
+        let mut buf = vec![0u8; RECV_BUF];
+        for _ in 0..50 {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(SipMessage::Request(req)) = msg::parse(&buf[..n]) else {
+                continue;
+            };
+            let codes: &[u16] = match req.method {
+                Method::Invite => &[180, 200],
+                Method::Bye => &[200],
+                _ => &[],
+            };
+            for code in codes {
+                let mut r = msg::response_to(&req, *code, Some("uas"));
+                r.headers
+                    .push(rsip::Header::Contact(rsip::headers::Contact::new(format!(
+                        "<sip:uas@{}>",
+                        sock.local_addr().unwrap()
+                    ))));
+                let _ = sock
+                    .send_to(&msg::to_bytes(&SipMessage::Response(r)), from)
+                    .await;
+            }
+            if req.method == Method::Bye {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn udp_call_answered_and_hung_up() {
+        let uas_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let uas_addr = uas_sock.local_addr().unwrap();
+        let ua = tokio::spawn(uas(uas_sock));
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ep = Endpoint::new(
+            EndpointConfig {
+                local: sock.local_addr().unwrap(),
+                transport: Transport::Udp,
+                proxy: uas_addr,
+                contact_user: "outcall".into(),
+                credentials: None,
+                timers: LayerConfig::default(),
+                register: None,
+                keepalive: None,
+            },
+            9,
+        );
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let (ev_tx, mut ev_rx) = mpsc::channel(8);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shell = tokio::spawn(run(ep, sock, cmd_rx, ev_tx, async {
+            let _ = stop_rx.await;
+        }));
+        cmd_tx
+            .send((
+                CallHandle(1),
+                Command::Dial {
+                    to: format!("sip:123@{uas_addr}"),
+                    from: "sip:100@127.0.0.1".into(),
+                    offer: Vec::new(),
+                    ring_timeout: Duration::from_secs(30),
+                },
+            ))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let ev = tokio::time::timeout(Duration::from_secs(60), ev_rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            seen.push(ev.1.clone());
+            match ev.1 {
+                CallEvent::Answered(_) => {
+                    cmd_tx.send((CallHandle(1), Command::Hangup)).await.unwrap()
+                }
+                CallEvent::Ended(_) => break,
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                CallEvent::Ringing,
+                CallEvent::Answered(Vec::new()),
+                CallEvent::Ended(EndReason::LocalHangup)
+            ]
+        );
+        stop_tx.send(()).unwrap();
+        let ep = shell.await.unwrap().unwrap();
+        assert_eq!(ep.calls(), 0);
+        ua.await.unwrap();
+    }
+}
