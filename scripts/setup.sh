@@ -44,7 +44,7 @@ else
 fi
 
 # Rust toolchain: cargo, rustc >= the workspace rust-version, rustfmt and clippy.
-need_rust="1.85"
+need_rust="1.87"
 if ! command -v cargo >/dev/null; then
     echo "setup: cargo not found. Install Rust ${need_rust} or newer with rustup (https://rustup.rs)." >&2
     exit 1

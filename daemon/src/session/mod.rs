@@ -43,6 +43,8 @@ pub enum SessionOutput {
         post: bool,
         /// Parameters.
         params: BTreeMap<String, Value>,
+        /// `fetchtimeout`, milliseconds.
+        timeout_ms: u64,
     },
     /// Submit values and fetch the next document; answer with [`Session::handle_fetched`].
     Submit {
@@ -56,6 +58,8 @@ pub enum SessionOutput {
         enctype: String,
         /// The values.
         params: BTreeMap<String, Value>,
+        /// `fetchtimeout`, milliseconds.
+        timeout_ms: u64,
     },
     /// The application hung up (`<disconnect>`, `<exit>`, end of document).
     Hangup,
@@ -66,7 +70,6 @@ pub enum SessionOutput {
 /// The session.
 pub struct Session {
     interp: Interpreter,
-    inline_doc: Option<(String, String)>,
     playback: VecDeque<i16>,
     /// Render jobs of the current Play, in order, and their samples once ready.
     pending: VecDeque<(RenderId, Option<Vec<i16>>)>,
@@ -128,7 +131,6 @@ impl Session {
         };
         let mut s = Session {
             interp,
-            inline_doc: inline_doc.map(|d| (url.clone(), d)),
             playback: VecDeque::new(),
             pending: VecDeque::new(),
             playing: false,
@@ -140,7 +142,10 @@ impl Session {
             ended: false,
             hangup_pending: false,
         };
-        s.interp.start(now, &url);
+        match inline_doc {
+            Some(doc) => s.interp.start_inline(now, &url, &doc),
+            None => s.interp.start(now, &url),
+        }
         s.pump(now);
         Ok(s)
     }
@@ -279,20 +284,8 @@ impl Session {
                     kind,
                     method,
                     params,
+                    timeout_ms,
                 } => {
-                    if let Some((inline_url, doc)) =
-                        self.inline_doc.as_ref().filter(|(u, _)| *u == url)
-                    {
-                        let result = FetchResult::Ok {
-                            url: inline_url.clone(),
-                            body: doc.clone(),
-                        };
-                        if let Err(e) = self.interp.handle_input(now, Input::Fetched { id, result })
-                        {
-                            warn!("vxml: {e}");
-                        }
-                        continue;
-                    }
                     let post = matches!(method, outcall_vxml::model::Method::Post);
                     self.out.push_back(SessionOutput::Fetch {
                         id,
@@ -300,6 +293,7 @@ impl Session {
                         kind,
                         post,
                         params,
+                        timeout_ms,
                     });
                 }
                 Output::Submit {
@@ -308,6 +302,7 @@ impl Session {
                     method,
                     enctype,
                     params,
+                    timeout_ms,
                 } => {
                     self.submitted = Some(serde_json::to_value(&params).expect("values serialise"));
                     let post = matches!(method, outcall_vxml::model::Method::Post);
@@ -317,6 +312,7 @@ impl Session {
                         post,
                         enctype,
                         params,
+                        timeout_ms,
                     });
                 }
                 Output::Record { .. } => {
