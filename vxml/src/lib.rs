@@ -51,6 +51,8 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 pub mod grammar;
 pub mod interp;
 pub mod io;

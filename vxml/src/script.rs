@@ -5,7 +5,7 @@
 //! so a name resolves in the innermost scope that declares it. Each scope object also holds a
 //! property with its own name (`session`, `application`, `document`, `dialog`), so
 //! `document.x` works. Values cross to Rust as JSON. The engine was chosen by measurement
-//! (BENCHMARKS-vxml.md): one QuickJS runtime per session costs about 182 KiB.
+//! (docs/BENCHMARKS.md): one QuickJS runtime per session costs about 182 KiB.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! A small blocking HTTP/1.1 client for `vxml-run` (http only; https is refused with a clear
-//! message because no TLS stack with a GPL-compatible licence and without `ring` is linked).
+//! A small blocking HTTP/1.1 client for the interpreter's shells (http only; https is refused
+//! with a clear message because no TLS stack with a GPL-compatible licence and without `ring`
+//! is linked).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
