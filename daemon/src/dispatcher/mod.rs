@@ -200,6 +200,12 @@ impl Dispatcher {
         self.policy = policy;
     }
 
+    /// Re-reads the queue's earliest due time (after a submission or a cancel).
+    pub fn refresh_due(&mut self) -> Result<(), StoreError> {
+        self.next_due = self.store.next_due()?;
+        Ok(())
+    }
+
     /// A request was queued (or may have become due): look at the queue on the next dispatch.
     pub fn handle_queued(&mut self, due_at: UnixMillis) {
         self.next_due = Some(self.next_due.map_or(due_at, |d| d.min(due_at)));
