@@ -80,8 +80,11 @@ fn a_peer_whose_uid_is_not_allowed_is_refused() {
     }
     use std::os::unix::process::CommandExt;
     let d = Daemon::start("uid", "allowed-uids = [65533]", "");
+    // The build tree may be private (a 0700 checkout): run a copy the other users can execute.
+    let ctl = d.dir.join("outcallctl");
+    std::fs::copy(bin_path("outcallctl"), &ctl).unwrap();
     let as_user = |uid: u32| {
-        std::process::Command::new(bin_path("outcallctl"))
+        std::process::Command::new(&ctl)
             .arg("--socket")
             .arg(&d.socket)
             .args(["call", "+15551234567", "--say", "hi"])

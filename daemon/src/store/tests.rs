@@ -1,6 +1,24 @@
 use super::*;
 use crate::request::Submit;
 
+/// Opens the store at `dir` again in this process. sled's flusher thread lets go of the
+/// directory's lock a moment after the previous `Store` is dropped, so retry for up to 5 s.
+/// (A restarted daemon is a new process: the kernel drops the lock at once.)
+#[allow(clippy::disallowed_methods)] // a bounded wait on sled's real background thread
+fn reopen(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 fn spec(attempts: u32) -> RequestSpec {
     Submit {
         number: "+15551234567".into(),
@@ -118,7 +136,7 @@ fn records_survive_reopen_and_crash_recovery_marks_lost() {
         s.flush_blocking().unwrap();
         // dropped without any shutdown step, as after kill -9
     }
-    let s = Store::open(&dir).unwrap();
+    let s = reopen(&dir);
     let rec = s.recover(UnixMillis(100)).unwrap();
     assert_eq!(
         rec,
@@ -155,7 +173,7 @@ fn ids_increase_across_reopen() {
         s.flush_blocking().unwrap();
         id
     };
-    let s = Store::open(&dir).unwrap();
+    let s = reopen(&dir);
     let second = s.insert(spec(1), 0, UnixMillis(0)).unwrap().id;
     assert!(second > first, "{second} after {first}");
     assert_eq!(s.get(first).unwrap().id, first);
