@@ -92,9 +92,24 @@ pub enum Command {
         /// The new offer.
         offer: Vec<u8>,
     },
-    /// Hang up (BYE when answered, CANCEL before).
+    /// Hang up (BYE when answered, CANCEL before; an unanswered inbound call gets 486).
     Hangup,
+    /// Inbound call: send 180 Ringing.
+    Ring,
+    /// Inbound call: answer 200 OK with this SDP answer.
+    Answer {
+        /// Our SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// Inbound call: refuse with this final status (e.g. 486, 603).
+    Reject {
+        /// 300–699.
+        status: u16,
+    },
 }
+
+/// First handle the endpoint gives to inbound calls; the port layer numbers outbound calls below.
+pub const INBOUND_HANDLE_BASE: usize = 1 << 20;
 
 /// Why a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +124,10 @@ pub enum EndReason {
     LocalHangup,
     /// The peer sent BYE.
     RemoteHangup,
+    /// The caller cancelled an inbound call before it was answered.
+    RemoteCancelled,
+    /// We answered an inbound call but no ACK came within 64·T1 (§13.3.1.4).
+    NoAck,
     /// The transport failed.
     TransportError,
     /// Credentials were refused or the challenge could not be answered.
@@ -118,6 +137,17 @@ pub enum EndReason {
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
+    /// An inbound INVITE (the handle is new): caller, the Request-URI (the DID) and the offer.
+    Incoming {
+        /// From URI.
+        from: String,
+        /// Request-URI.
+        to: String,
+        /// SDP offer (empty if the caller sent none).
+        offer: Vec<u8>,
+    },
+    /// Inbound call: the ACK for our 2xx arrived; the call is up.
+    Established,
     /// 180 (or a 1xx without body).
     Ringing,
     /// 183 with SDP: early media.
@@ -155,6 +185,8 @@ pub enum Output {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    Incoming,
+    Answering,
     Calling,
     Ringing,
     Cancelling,
@@ -176,6 +208,12 @@ struct Call {
     reinvite: Option<(TxId, Request)>,
     reinvite_offer: Option<Vec<u8>>,
     glare_deadline: Option<Instant>,
+    /// We generated the Call-ID (outbound): §14.1 back-off 2.1–4 s, else 0–2 s.
+    owner: bool,
+    /// Inbound: our 2xx, its next retransmission and the retransmit interval (§13.3.1.4).
+    ok: Option<(Response, Instant, Duration)>,
+    /// Inbound: give up on the ACK at this time.
+    ack_deadline: Option<Instant>,
 }
 
 /// The endpoint: transaction layer plus UAC calls.
@@ -193,6 +231,7 @@ pub struct Endpoint {
     keepalive_at: Option<Instant>,
     ka_tx: Option<TxId>,
     trunk: TrunkState,
+    next_inbound: usize,
 }
 
 impl Endpoint {
@@ -217,6 +256,7 @@ impl Endpoint {
             keepalive_at: None,
             ka_tx: None,
             trunk: TrunkState::Unknown,
+            next_inbound: INBOUND_HANDLE_BASE,
         }
     }
 
@@ -407,6 +447,9 @@ Content-Length: 0\r\n\r\n",
                         reinvite: None,
                         reinvite_offer: None,
                         glare_deadline: None,
+                        owner: true,
+                        ok: None,
+                        ack_deadline: None,
                     },
                 );
             }
@@ -414,9 +457,58 @@ Content-Length: 0\r\n\r\n",
                 let call = self.call(handle)?;
                 match call.state {
                     State::Calling | State::Ringing => self.cancel(now, handle)?,
-                    State::Confirmed => self.bye(now, handle)?,
+                    State::Confirmed | State::Answering => self.bye(now, handle)?,
+                    State::Incoming => self.reject(now, handle, 486)?,
                     State::Cancelling | State::Terminating => {}
                 }
+            }
+            Command::Ring => {
+                let call = self.call(handle)?;
+                if call.state != State::Incoming {
+                    return Err(Error::NoTransaction(format!(
+                        "call {} is not ringing in",
+                        handle.0
+                    )));
+                }
+                let resp = self.uas_response(handle, 180, Vec::new())?;
+                let tx = self.call(handle)?.invite_tx;
+                self.layer
+                    .handle_input(now, LayerInput::Respond { tx, response: resp })?;
+            }
+            Command::Answer { sdp } => {
+                let call = self.call(handle)?;
+                if call.state != State::Incoming {
+                    return Err(Error::NoTransaction(format!(
+                        "call {} is not ringing in",
+                        handle.0
+                    )));
+                }
+                let resp = self.uas_response(handle, 200, sdp)?;
+                let tx = self.call(handle)?.invite_tx;
+                self.layer.handle_input(
+                    now,
+                    LayerInput::Respond {
+                        tx,
+                        response: resp.clone(),
+                    },
+                )?;
+                let t1 = self.cfg.timers.t1;
+                let reliable = self.cfg.transport.is_reliable();
+                let c = self.call_mut(handle)?;
+                c.state = State::Answering;
+                // §13.3.1.4: the UAS core retransmits the 2xx (T1 doubling to T2) until the ACK;
+                // over a reliable transport only the 64·T1 give-up applies.
+                c.ok = (!reliable).then(|| (resp, now + t1, t1));
+                c.ack_deadline = Some(now + t1 * 64);
+            }
+            Command::Reject { status } => {
+                if self.call(handle)?.state != State::Incoming || !(300..700).contains(&status) {
+                    return Err(Error::NoTransaction(format!(
+                        "call {}: cannot reject with {status}",
+                        handle.0
+                    )));
+                }
+                self.reject(now, handle, status)?;
             }
             Command::Reinvite { offer } => {
                 let call = self.call(handle)?;
@@ -474,6 +566,28 @@ Content-Length: 0\r\n\r\n",
             let Some(c) = self.calls.get_mut(&h) else {
                 continue;
             };
+            if c.ack_deadline.is_some_and(|d| d <= now) {
+                c.ack_deadline = None;
+                c.ok = None;
+                tracing::warn!(call = h.0, "no ACK for our 2xx: BYE");
+                let _ = self.bye(now, h);
+                self.emit(h, CallEvent::Ended(EndReason::NoAck));
+                continue;
+            }
+            if let Some((resp, at, interval)) = c.ok.clone() {
+                if at <= now {
+                    let next = (interval * 2).min(self.cfg.timers.t2);
+                    c.ok = Some((resp.clone(), now + next, next));
+                    let tx = c.invite_tx;
+                    // The IST (RFC 6026 Accepted) passes TU retransmissions to the wire.
+                    let _ = self
+                        .layer
+                        .handle_input(now, LayerInput::Respond { tx, response: resp });
+                }
+            }
+            let Some(c) = self.calls.get_mut(&h) else {
+                continue;
+            };
             if c.glare_deadline.is_some_and(|d| d <= now) {
                 c.glare_deadline = None;
                 let _ = self.send_reinvite(now, h);
@@ -494,7 +608,14 @@ Content-Length: 0\r\n\r\n",
         let calls = self
             .calls
             .values()
-            .flat_map(|c| [c.ring_deadline, c.glare_deadline])
+            .flat_map(|c| {
+                [
+                    c.ring_deadline,
+                    c.glare_deadline,
+                    c.ack_deadline,
+                    c.ok.as_ref().map(|o| o.1),
+                ]
+            })
             .flatten();
         let trunk = [
             self.registration
@@ -594,6 +715,105 @@ Content-Length: {}\r\n\r\n",
         Ok(())
     }
 
+    fn uas_response(&mut self, h: CallHandle, code: u16, body: Vec<u8>) -> Result<Response, Error> {
+        let contact = self.contact();
+        let c = self.call(h)?;
+        let tag = c.dialog.as_ref().map(|d| d.id.local_tag.clone());
+        let mut r = msg::response_to(&c.invite, code, tag.as_deref());
+        r.headers
+            .push(Header::Contact(rsip::headers::Contact::new(format!(
+                "<{contact}>"
+            ))));
+        if !body.is_empty() {
+            r.headers.retain(|h| !matches!(h, Header::ContentLength(_)));
+            r.headers
+                .push(Header::ContentType(rsip::headers::ContentType::new(
+                    "application/sdp",
+                )));
+            r.headers
+                .push(Header::ContentLength(rsip::headers::ContentLength::new(
+                    body.len().to_string(),
+                )));
+            r.body = body;
+        }
+        Ok(r)
+    }
+
+    fn reject(&mut self, now: Instant, h: CallHandle, status: u16) -> Result<(), Error> {
+        let resp = self.uas_response(h, status, Vec::new())?;
+        let tx = self.call(h)?.invite_tx;
+        self.layer
+            .handle_input(now, LayerInput::Respond { tx, response: resp })?;
+        self.emit(h, CallEvent::Ended(EndReason::Rejected(status)));
+        Ok(())
+    }
+
+    fn on_incoming_invite(&mut self, now: Instant, tx: TxId, req: Request) {
+        let tag = transport::new_tag(&mut self.rng);
+        let dialog = match Dialog::uas(&req, &tag) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%e, "inbound INVITE unusable");
+                return self.respond(now, tx, &req, 400);
+            }
+        };
+        let h = CallHandle(self.next_inbound);
+        self.next_inbound += 1;
+        let from = req
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::From(v) => Some(crate::dialog::uri_of(v.value())),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let event = CallEvent::Incoming {
+            from,
+            to: req.uri.to_string(),
+            offer: req.body.clone(),
+        };
+        self.tx_calls.insert(tx, h);
+        self.calls.insert(
+            h,
+            Call {
+                state: State::Incoming,
+                invite: req,
+                invite_tx: tx,
+                dialog: Some(dialog),
+                ack: None,
+                provisional: false,
+                cancel_pending: false,
+                ring_deadline: None,
+                auth: None,
+                reinvite: None,
+                reinvite_offer: None,
+                glare_deadline: None,
+                owner: false,
+                ok: None,
+                ack_deadline: None,
+            },
+        );
+        self.emit(h, event);
+    }
+
+    fn on_ack(&mut self, req: &Request) {
+        let found = self
+            .calls
+            .iter()
+            .find(|(_, c)| {
+                c.state == State::Answering
+                    && c.dialog.as_ref().is_some_and(|d| d.matches_request(req))
+            })
+            .map(|(h, _)| *h);
+        if let Some(h) = found {
+            let c = self.calls.get_mut(&h).expect("found above");
+            c.state = State::Confirmed;
+            c.ok = None;
+            c.ack_deadline = None;
+            self.emit(h, CallEvent::Established);
+        }
+    }
+
     fn emit(&mut self, handle: CallHandle, event: CallEvent) {
         if matches!(event, CallEvent::Ended(_)) {
             self.calls.remove(&handle);
@@ -640,9 +860,9 @@ Content-Length: {}\r\n\r\n",
             Event::Request {
                 tx,
                 request,
-                source,
+                cancels,
                 ..
-            } => self.on_request(now, tx, request, source),
+            } => self.on_request(now, tx, request, cancels),
             Event::Timeout { tx, timer } => {
                 let Some(&h) = self.tx_calls.get(&tx) else {
                     return;
@@ -663,7 +883,7 @@ Content-Length: {}\r\n\r\n",
             Event::Terminated { tx } => {
                 self.tx_calls.remove(&tx);
             }
-            Event::Ack { .. } => {}
+            Event::Ack { request, .. } => self.on_ack(&request),
         }
     }
 
@@ -823,8 +1043,9 @@ Content-Length: {}\r\n\r\n",
                 self.emit(h, CallEvent::Reinvited(r.body));
             }
             491 => {
-                // §14.1: we generated the Call-ID (UAC of the dialog): 2.1–4 s, in 10 ms units.
-                let backoff = Duration::from_millis(self.rng.gen_range(210..=400) * 10);
+                // §14.1: owner of the Call-ID: 2.1–4 s; otherwise 0–2 s; in units of 10 ms.
+                let range = if c.owner { 210..=400 } else { 0..=200 };
+                let backoff = Duration::from_millis(self.rng.gen_range(range) * 10);
                 tracing::debug!(call = h.0, ?backoff, "491: re-INVITE glare back-off");
                 c.glare_deadline = Some(now + backoff);
             }
@@ -847,8 +1068,38 @@ Content-Length: {}\r\n\r\n",
         );
     }
 
-    fn on_request(&mut self, now: Instant, tx: Option<TxId>, req: Request, _source: Target) {
-        let Some(tx) = tx else { return }; // ACKs for our 2xx: we send none yet
+    fn on_request(&mut self, now: Instant, tx: Option<TxId>, req: Request, cancels: Option<TxId>) {
+        let Some(tx) = tx else {
+            if req.method == Method::Ack {
+                self.on_ack(&req);
+            }
+            return;
+        };
+        if req.method == Method::Cancel {
+            // §9.2: 200 to the CANCEL, 487 to the INVITE if it is still unanswered.
+            self.respond(now, tx, &req, 200);
+            let target = cancels.and_then(|itx| self.tx_calls.get(&itx).copied());
+            if let Some(h) = target {
+                if self
+                    .calls
+                    .get(&h)
+                    .is_some_and(|c| c.state == State::Incoming)
+                {
+                    if let Ok(resp) = self.uas_response(h, 487, Vec::new()) {
+                        let itx = self.calls[&h].invite_tx;
+                        let _ = self.layer.handle_input(
+                            now,
+                            LayerInput::Respond {
+                                tx: itx,
+                                response: resp,
+                            },
+                        );
+                    }
+                    self.emit(h, CallEvent::Ended(EndReason::RemoteCancelled));
+                }
+            }
+            return;
+        }
         let found = self
             .calls
             .iter()
@@ -873,7 +1124,9 @@ Content-Length: {}\r\n\r\n",
                 self.respond(now, tx, &req, if pending { 491 } else { 488 });
             }
             (Method::Options, _) => self.respond(now, tx, &req, 200),
-            (Method::Invite, None) => self.respond(now, tx, &req, 480),
+            (Method::Invite, None) if msg::to_tag(&req).ok().flatten().is_none() => {
+                self.on_incoming_invite(now, tx, req);
+            }
             (_, Some(_)) => self.respond(now, tx, &req, 405),
             (_, None) => self.respond(now, tx, &req, 481),
         }
@@ -1233,7 +1486,11 @@ Call-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@198.51.100.7>\r\nContent-Lengt
             .replace("Call-ID: ", "Call-ID: x")
             .replace("z9hG4bKpr", "z9hG4bKps");
         ep.handle_input(at(t0, 1002), proxy(), stranger.into_bytes());
-        assert_eq!(names(&drain(&mut ep).0), ["100", "480"]);
+        assert_eq!(
+            names(&drain(&mut ep).0),
+            ["100", "481"],
+            "To tag but no dialog: 481 (§12.2.2)"
+        );
         let options = String::from(
             "OPTIONS sip:outcall@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKo\r\n\
 From: <sip:p@carrier.example>;tag=o\r\nTo: <sip:outcall@192.0.2.10>\r\nCall-ID: o1\r\n\
@@ -1405,6 +1662,201 @@ CSeq: 5 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             drain_trunk(&mut ep).1,
             [TrunkEvent::Up],
             "any response means the trunk is up"
+        );
+    }
+
+    const INBOUND: &str = "INVITE sip:+15550001111@192.0.2.10:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bKin1\r\n\
+Max-Forwards: 69\r\n\
+From: <sip:+15559998888@carrier.example>;tag=caller\r\n\
+To: <sip:+15550001111@192.0.2.10>\r\n\
+Call-ID: in-1@carrier.example\r\n\
+CSeq: 7 INVITE\r\n\
+Contact: <sip:gw@198.51.100.7:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 5\r\n\r\noffer";
+
+    fn resp_of(m: &SipMessage) -> &Response {
+        match m {
+            SipMessage::Response(r) => r,
+            SipMessage::Request(r) => panic!("expected a response, got {}", r.method),
+        }
+    }
+
+    /// Drains outputs of an inbound call (handle INBOUND_HANDLE_BASE).
+    fn drain_in(ep: &mut Endpoint) -> (Vec<SipMessage>, Vec<CallEvent>) {
+        let (mut sent, mut evs) = (Vec::new(), Vec::new());
+        while let Some(o) = ep.poll_output() {
+            match o {
+                Output::Transmit { to, bytes } => {
+                    assert_eq!(to, proxy());
+                    sent.push(msg::parse(&bytes).unwrap());
+                }
+                Output::Call { handle, event } => {
+                    assert_eq!(handle, CallHandle(INBOUND_HANDLE_BASE));
+                    evs.push(event);
+                }
+                Output::Trunk(t) => panic!("{t:?}"),
+            }
+        }
+        (sent, evs)
+    }
+
+    fn incoming(ep: &mut Endpoint, t0: Instant) -> Request {
+        ep.handle_input(t0, proxy(), INBOUND.as_bytes().to_vec());
+        let (sent, evs) = drain_in(ep);
+        assert_eq!(names(&sent), ["100"]);
+        assert_eq!(
+            evs,
+            [CallEvent::Incoming {
+                from: "sip:+15559998888@carrier.example".into(),
+                to: "sip:+15550001111@192.0.2.10:5060".into(),
+                offer: b"offer".to_vec(),
+            }]
+        );
+        match msg::parse(INBOUND.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => unreachable!(),
+        }
+    }
+
+    fn ack_for(invite: &Request, ok: &Response, branch: &str) -> Vec<u8> {
+        let tag = msg::to_tag(ok).unwrap().unwrap();
+        let text = format!(
+            "ACK sip:outcall@192.0.2.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5060;branch={branch}\r\n\
+From: <sip:+15559998888@carrier.example>;tag=caller\r\nTo: <sip:+15550001111@192.0.2.10>;tag={tag}\r\n\
+Call-ID: {}\r\nCSeq: 7 ACK\r\nContent-Length: 0\r\n\r\n",
+            msg::call_id(invite).unwrap()
+        );
+        text.into_bytes()
+    }
+
+    #[test]
+    fn inbound_call_ring_answer_ack_and_remote_bye() {
+        let t0 = epoch();
+        let mut ep = endpoint(false);
+        let invite = incoming(&mut ep, t0);
+        let h = CallHandle(INBOUND_HANDLE_BASE);
+        ep.handle_command(at(t0, 10), h, Command::Ring).unwrap();
+        let (sent, _) = drain_in(&mut ep);
+        assert_eq!(names(&sent), ["180"]);
+        let tag = msg::to_tag(resp_of(&sent[0]))
+            .unwrap()
+            .expect("180 carries our tag");
+        ep.handle_command(
+            at(t0, 20),
+            h,
+            Command::Answer {
+                sdp: b"answer".to_vec(),
+            },
+        )
+        .unwrap();
+        let (sent, _) = drain_in(&mut ep);
+        assert_eq!(names(&sent), ["200"]);
+        let ok = resp_of(&sent[0]).clone();
+        assert_eq!(
+            msg::to_tag(&ok).unwrap(),
+            Some(tag),
+            "same tag on 180 and 200"
+        );
+        assert_eq!(ok.body, b"answer");
+        // §13.3.1.4: retransmitted at T1, then 2·T1 later, until the ACK.
+        for (ms, want) in [(519, 0), (520, 1), (1519, 0), (1520, 1)] {
+            ep.handle_timeout(at(t0, ms));
+            let (sent, _) = drain_in(&mut ep);
+            assert_eq!(sent.len(), want, "at {ms} ms");
+        }
+        ep.handle_input(at(t0, 2000), proxy(), ack_for(&invite, &ok, "z9hG4bKack1"));
+        assert_eq!(drain_in(&mut ep), (vec![], vec![CallEvent::Established]));
+        ep.handle_timeout(at(t0, 3520));
+        assert!(
+            drain_in(&mut ep).0.is_empty(),
+            "no retransmission after the ACK"
+        );
+        let bye = String::from_utf8(ack_for(&invite, &ok, "z9hG4bKbye1"))
+            .unwrap()
+            .replace("ACK sip", "BYE sip")
+            .replace("CSeq: 7 ACK", "CSeq: 8 BYE");
+        ep.handle_input(at(t0, 9000), proxy(), bye.into_bytes());
+        let (sent, evs) = drain_in(&mut ep);
+        assert_eq!(names(&sent), ["200"]);
+        assert_eq!(evs, [CallEvent::Ended(EndReason::RemoteHangup)]);
+    }
+
+    #[test]
+    fn inbound_cancel_gets_200_and_487() {
+        let t0 = epoch();
+        let mut ep = endpoint(false);
+        let invite = incoming(&mut ep, t0);
+        let cancel = msg::cancel_for(&invite);
+        ep.handle_input(
+            at(t0, 100),
+            proxy(),
+            msg::to_bytes(&SipMessage::Request(cancel)),
+        );
+        let (sent, evs) = drain_in(&mut ep);
+        assert_eq!(names(&sent), ["200", "487"]);
+        assert_eq!(msg::cseq(resp_of(&sent[0])).unwrap().method, Method::Cancel);
+        assert_eq!(evs, [CallEvent::Ended(EndReason::RemoteCancelled)]);
+        // The caller ACKs the 487 in the INVITE's transaction: absorbed by the IST.
+        let ack = msg::ack_for_non_2xx(&invite, resp_of(&sent[1]));
+        ep.handle_input(
+            at(t0, 150),
+            proxy(),
+            msg::to_bytes(&SipMessage::Request(ack)),
+        );
+        assert_eq!(drain_in(&mut ep), (vec![], vec![]));
+    }
+
+    #[test]
+    fn inbound_answer_without_ack_gives_up_after_64_t1() {
+        let t0 = epoch();
+        let mut ep = endpoint(false);
+        incoming(&mut ep, t0);
+        let h = CallHandle(INBOUND_HANDLE_BASE);
+        ep.handle_command(t0, h, Command::Answer { sdp: b"a".to_vec() })
+            .unwrap();
+        let mut oks = drain_in(&mut ep).0.len();
+        let mut end = None;
+        for _ in 0..100 {
+            let Some(next) = ep.poll_timeout() else { break };
+            ep.handle_timeout(next);
+            let (sent, evs) = drain_in(&mut ep);
+            oks += names(&sent).iter().filter(|n| *n == "200").count();
+            if !evs.is_empty() {
+                assert_eq!(names(&sent), ["BYE"]);
+                end = Some((next - t0, evs));
+                break;
+            }
+        }
+        assert_eq!(
+            end,
+            Some((
+                Duration::from_secs(32),
+                vec![CallEvent::Ended(EndReason::NoAck)]
+            ))
+        );
+        // 0, 0.5, 1.5, 3.5, 7.5, 11.5 … 31.5 s: 1 + 3 + 7 (every T2 = 4 s from 7.5 s).
+        assert_eq!(oks, 11);
+    }
+
+    #[test]
+    fn inbound_reject_and_misuse() {
+        let t0 = epoch();
+        let mut ep = endpoint(false);
+        incoming(&mut ep, t0);
+        let h = CallHandle(INBOUND_HANDLE_BASE);
+        assert!(ep
+            .handle_command(t0, h, Command::Reject { status: 200 })
+            .is_err());
+        ep.handle_command(t0, h, Command::Reject { status: 603 })
+            .unwrap();
+        let (sent, evs) = drain_in(&mut ep);
+        assert_eq!(names(&sent), ["603"]);
+        assert_eq!(evs, [CallEvent::Ended(EndReason::Rejected(603))]);
+        assert!(
+            ep.handle_command(t0, h, Command::Ring).is_err(),
+            "the call is gone"
         );
     }
 }
