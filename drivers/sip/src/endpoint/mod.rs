@@ -246,8 +246,11 @@ impl Endpoint {
             .register
             .clone()
             .map(|r| Registration::new(r, cfg.credentials.clone(), &mut rng));
+        let mut layer = TransactionLayer::new(cfg.timers, rng_seed ^ 0x5eed);
+        // All of a trunk's calls come from its proxy: the flood limit is for everyone else.
+        layer.trust(cfg.proxy.ip());
         Self {
-            layer: TransactionLayer::new(cfg.timers, rng_seed ^ 0x5eed),
+            layer,
             cfg,
             calls: HashMap::new(),
             tx_calls: HashMap::new(),

@@ -722,3 +722,59 @@ fn inbound_reject_and_misuse() {
         "the call is gone"
     );
 }
+
+/// Figure for NOTES.md: `cargo test -p outcall-sip --release --lib -- --ignored --nocapture
+/// call_throughput` (dial, 180, 200, ACK, BYE, 200 per call, all in process).
+#[test]
+#[ignore = "measurement, not a check"]
+fn call_throughput() {
+    let t0 = epoch();
+    let mut ep = endpoint(false);
+    let n = 20_000u32;
+    #[allow(clippy::disallowed_methods)] // a measurement reads the clock; cores never do
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let now = at(t0, u64::from(i) * 10);
+        let invite = dial(&mut ep, now);
+        ep.handle_input(now, proxy(), reply(&invite, 180, b""));
+        ep.handle_input(now, proxy(), reply(&invite, 200, b"sdp"));
+        drain(&mut ep);
+        ep.handle_command(now, CallHandle(1), Command::Hangup)
+            .unwrap();
+        let (sent, _) = drain(&mut ep);
+        assert_eq!(names(&sent), ["BYE"], "call {i}");
+        ep.handle_input(now, proxy(), reply(req_of(&sent[0]), 200, b""));
+        assert_eq!(
+            drain(&mut ep).1,
+            [CallEvent::Ended(EndReason::LocalHangup)],
+            "call {i}"
+        );
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:.0} complete calls/s through endpoint + transactions",
+        f64::from(n) / secs
+    );
+}
+
+#[test]
+fn the_trunk_proxy_is_not_flood_limited() {
+    // 100 calls in the same instant: 300 messages from the proxy, above the default burst of
+    // 200 that applies to any other source.
+    let t0 = epoch();
+    let mut ep = endpoint(false);
+    for i in 0..100 {
+        let invite = dial(&mut ep, t0);
+        ep.handle_input(t0, proxy(), reply(&invite, 180, b""));
+        ep.handle_input(t0, proxy(), reply(&invite, 486, b""));
+        let (_, evs) = drain(&mut ep);
+        assert_eq!(
+            evs,
+            [
+                CallEvent::Ringing,
+                CallEvent::Ended(EndReason::Rejected(486))
+            ],
+            "call {i}"
+        );
+    }
+}
