@@ -759,11 +759,11 @@ fn call_throughput() {
 
 #[test]
 fn the_trunk_proxy_is_not_flood_limited() {
-    // 100 calls in the same instant: 300 messages from the proxy, above the default burst of
+    // 150 calls in the same instant: 300 messages from the proxy, above the default burst of
     // 200 that applies to any other source.
     let t0 = epoch();
     let mut ep = endpoint(false);
-    for i in 0..100 {
+    for i in 0..150 {
         let invite = dial(&mut ep, t0);
         ep.handle_input(t0, proxy(), reply(&invite, 180, b""));
         ep.handle_input(t0, proxy(), reply(&invite, 486, b""));
