@@ -731,12 +731,29 @@ Content-Length: {}\r\n\r\n",
                 }
             }
             200..=299 if matches!(c.state, State::Confirmed | State::Terminating) => {
-                // A retransmitted 2xx (RFC 6026: the ICT passes it up): the same ACK again.
-                if let Some(ack) = c.ack.clone() {
-                    let to = self.peer();
-                    let bytes = msg::to_bytes(&SipMessage::Request(ack));
-                    self.out.push_back(Output::Transmit { to, bytes });
+                let ours = c.dialog.as_ref().map(|d| d.id.remote_tag.clone());
+                if msg::to_tag(&r).ok().flatten() == ours {
+                    // A retransmitted 2xx (RFC 6026: the ICT passes it up): the same ACK again.
+                    if let Some(ack) = c.ack.clone() {
+                        let to = self.peer();
+                        let bytes = msg::to_bytes(&SipMessage::Request(ack));
+                        self.out.push_back(Output::Transmit { to, bytes });
+                    }
+                    return;
                 }
+                // A 2xx from another fork (§13.2.2.4): ACK it and end that dialog with BYE; the
+                // BYE's transaction belongs to no call.
+                let invite = c.invite.clone();
+                let Ok(mut fork) = Dialog::uac(&invite, &r) else {
+                    return;
+                };
+                let seq = msg::cseq(&invite).map(|s| s.seq).unwrap_or(1);
+                let ack = fork.ack(seq, &self.via());
+                let bye = fork.request(Method::Bye, &self.via(), None);
+                let peer = self.peer();
+                let _ = self.layer.start_client(now, ack, peer);
+                let _ = self.layer.start_client(now, bye, peer);
+                tracing::warn!(call = h.0, "2xx from a second fork: ACK + BYE");
             }
             200..=299 => {
                 let dialog = match c.dialog.take() {

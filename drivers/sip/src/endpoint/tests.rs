@@ -778,3 +778,36 @@ fn the_trunk_proxy_is_not_flood_limited() {
         );
     }
 }
+
+#[test]
+fn second_fork_2xx_is_acked_and_released() {
+    let t0 = epoch();
+    let mut ep = endpoint(false);
+    let invite = answered(&mut ep, t0);
+    let mut fork = msg::response_to(&invite, 200, Some("fork2"));
+    fork.headers
+        .push(Header::Contact(rsip::headers::Contact::new(
+            "<sip:other@198.51.100.9>",
+        )));
+    ep.handle_input(
+        at(t0, 200),
+        proxy(),
+        msg::to_bytes(&SipMessage::Response(fork)),
+    );
+    let (sent, evs) = drain(&mut ep);
+    assert!(evs.is_empty(), "the call is not affected");
+    assert_eq!(names(&sent), ["ACK", "BYE"]);
+    for m in &sent {
+        assert_eq!(msg::to_tag(req_of(m)).unwrap().as_deref(), Some("fork2"));
+        assert_eq!(req_of(m).uri.to_string(), "sip:other@198.51.100.9");
+    }
+    // Our own call still hangs up towards the first dialog.
+    ep.handle_command(at(t0, 300), CallHandle(1), Command::Hangup)
+        .unwrap();
+    let (sent, _) = drain(&mut ep);
+    assert_eq!(names(&sent), ["BYE"]);
+    assert_eq!(
+        msg::to_tag(req_of(&sent[0])).unwrap().as_deref(),
+        Some("peer")
+    );
+}
