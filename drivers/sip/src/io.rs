@@ -202,4 +202,106 @@ mod tests {
         assert_eq!(ep.calls(), 0);
         ua.await.unwrap();
     }
+
+    /// Interop with a real peer: sipp's built-in `uas` scenario (180, 200, waits for ACK and
+    /// BYE) on 127.0.0.1. Skipped when sipp is not installed. Real time, bounded by timeouts.
+    #[tokio::test]
+    async fn sipp_uas_interop() {
+        if std::process::Command::new("sipp")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
+            eprintln!("sipp not installed: skipped");
+            return;
+        }
+        let port = {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut sipp = std::process::Command::new("sipp")
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                "1",
+            ])
+            .args(["-timeout", "20s", "-nostdin"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sipp starts");
+        let uas_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ep = Endpoint::new(
+            EndpointConfig {
+                local: sock.local_addr().unwrap(),
+                transport: Transport::Udp,
+                proxy: uas_addr,
+                contact_user: "outcall".into(),
+                credentials: None,
+                timers: LayerConfig::default(),
+                register: None,
+                keepalive: None,
+            },
+            11,
+        );
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let (ev_tx, mut ev_rx) = mpsc::channel(8);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shell = tokio::spawn(run(ep, sock, cmd_rx, ev_tx, async {
+            let _ = stop_rx.await;
+        }));
+        // sipp needs a moment to bind; our INVITE retransmissions (Timer A) cover that.
+        cmd_tx
+            .send((
+                CallHandle(1),
+                Command::Dial {
+                    to: format!("sip:service@{uas_addr}"),
+                    from: "sip:outcall@127.0.0.1".into(),
+                    offer: Vec::new(),
+                    ring_timeout: Duration::from_secs(10),
+                },
+            ))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let Ok(Some((_, ev))) =
+                tokio::time::timeout(Duration::from_secs(15), ev_rx.recv()).await
+            else {
+                break;
+            };
+            seen.push(ev.clone());
+            match ev {
+                CallEvent::Answered(_) => {
+                    cmd_tx.send((CallHandle(1), Command::Hangup)).await.unwrap()
+                }
+                CallEvent::Ended(_) => break,
+                _ => {}
+            }
+        }
+        stop_tx.send(()).unwrap();
+        let _ = shell.await;
+        let _ = sipp.kill();
+        let status = sipp.wait().expect("sipp exits");
+        assert!(
+            matches!(seen.first(), Some(CallEvent::Ringing)),
+            "events from sipp: {seen:?}"
+        );
+        assert!(
+            matches!(seen.get(1), Some(CallEvent::Answered(_))),
+            "events: {seen:?}"
+        );
+        assert_eq!(
+            seen.last(),
+            Some(&CallEvent::Ended(EndReason::LocalHangup)),
+            "events: {seen:?}"
+        );
+        let _ = status;
+    }
 }
