@@ -304,4 +304,111 @@ mod tests {
         );
         let _ = status;
     }
+
+    /// Inbound interop: sipp's built-in `uac` scenario calls us (INVITE, ACK, BYE); the test
+    /// answers the Incoming event. Skipped when sipp is not installed.
+    #[tokio::test]
+    async fn sipp_uac_inbound_interop() {
+        if std::process::Command::new("sipp")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
+            eprintln!("sipp not installed: skipped");
+            return;
+        }
+        let sipp_port = {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ours = sock.local_addr().unwrap();
+        let ep = Endpoint::new(
+            EndpointConfig {
+                local: ours,
+                transport: Transport::Udp,
+                proxy: format!("127.0.0.1:{sipp_port}").parse().unwrap(),
+                contact_user: "outcall".into(),
+                credentials: None,
+                timers: LayerConfig::default(),
+                register: None,
+                keepalive: None,
+            },
+            12,
+        );
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let (ev_tx, mut ev_rx) = mpsc::channel(8);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shell = tokio::spawn(run(ep, sock, cmd_rx, ev_tx, async {
+            let _ = stop_rx.await;
+        }));
+        let mut sipp = std::process::Command::new("sipp")
+            .arg(ours.to_string())
+            .args([
+                "-sn",
+                "uac",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &sipp_port.to_string(),
+                "-m",
+                "1",
+            ])
+            .args(["-timeout", "20s", "-nostdin", "-d", "100"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sipp starts");
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let Ok(Some((h, ev))) =
+                tokio::time::timeout(Duration::from_secs(15), ev_rx.recv()).await
+            else {
+                break;
+            };
+            seen.push(ev.clone());
+            match ev {
+                CallEvent::Incoming { .. } => {
+                    cmd_tx.send((h, Command::Ring)).await.unwrap();
+                    cmd_tx
+                        .send((
+                            h,
+                            Command::Answer {
+                                sdp: b"v=0\r\n".to_vec(),
+                            },
+                        ))
+                        .await
+                        .unwrap();
+                }
+                CallEvent::Ended(_) => break,
+                _ => {}
+            }
+        }
+        stop_tx.send(()).unwrap();
+        let _ = shell.await;
+        // sipp ends by itself after its one call (-m 1), or at its own -timeout of 20 s.
+        let status = tokio::time::timeout(
+            Duration::from_secs(25),
+            tokio::task::spawn_blocking(move || sipp.wait().ok()),
+        )
+        .await
+        .expect("sipp exits within its own timeout")
+        .unwrap();
+        assert!(
+            matches!(seen.first(), Some(CallEvent::Incoming { .. })),
+            "events: {seen:?}"
+        );
+        assert_eq!(
+            seen[1..],
+            [
+                CallEvent::Established,
+                CallEvent::Ended(EndReason::RemoteHangup)
+            ],
+            "events: {seen:?}"
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "sipp saw a successful call: {status:?}"
+        );
+    }
 }
