@@ -99,6 +99,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Credentials;
     use crate::endpoint::{EndReason, EndpointConfig};
     use crate::msg::{self, Method, SipMessage};
     use crate::transaction::layer::LayerConfig;
@@ -203,33 +204,27 @@ mod tests {
         ua.await.unwrap();
     }
 
-    /// Interop with a real peer: sipp's built-in `uas` scenario (180, 200, waits for ACK and
-    /// BYE) on 127.0.0.1. Skipped when sipp is not installed. Real time, bounded by timeouts.
-    #[tokio::test]
-    async fn sipp_uas_interop() {
-        if std::process::Command::new("sipp")
+    fn sipp_installed() -> bool {
+        let ok = std::process::Command::new("sipp")
             .arg("-v")
             .output()
-            .is_err()
-        {
+            .is_ok();
+        if !ok {
             eprintln!("sipp not installed: skipped");
-            return;
         }
+        ok
+    }
+
+    /// Places one call from the UDP shell to a sipp UAS started with `scenario` arguments,
+    /// hangs up once answered, and returns the call's events. Real time, bounded by timeouts.
+    async fn call_sipp_uas(scenario: &[&str], credentials: Option<Credentials>) -> Vec<CallEvent> {
         let port = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
         };
         let mut sipp = std::process::Command::new("sipp")
-            .args([
-                "-sn",
-                "uas",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-            ])
+            .args(scenario)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
             .args(["-timeout", "20s", "-nostdin"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -243,7 +238,7 @@ mod tests {
                 transport: Transport::Udp,
                 proxy: uas_addr,
                 contact_user: "outcall".into(),
-                credentials: None,
+                credentials,
                 timers: LayerConfig::default(),
                 register: None,
                 keepalive: None,
@@ -262,7 +257,7 @@ mod tests {
                 CallHandle(1),
                 Command::Dial {
                     to: format!("sip:service@{uas_addr}"),
-                    from: "sip:outcall@127.0.0.1".into(),
+                    from: "sip:100@127.0.0.1".into(),
                     offer: Vec::new(),
                     ring_timeout: Duration::from_secs(10),
                 },
@@ -279,7 +274,7 @@ mod tests {
             seen.push(ev.clone());
             match ev {
                 CallEvent::Answered(_) => {
-                    cmd_tx.send((CallHandle(1), Command::Hangup)).await.unwrap()
+                    cmd_tx.send((CallHandle(1), Command::Hangup)).await.unwrap();
                 }
                 CallEvent::Ended(_) => break,
                 _ => {}
@@ -288,10 +283,21 @@ mod tests {
         stop_tx.send(()).unwrap();
         let _ = shell.await;
         let _ = sipp.kill();
-        let status = sipp.wait().expect("sipp exits");
+        let _ = sipp.wait();
+        seen
+    }
+
+    /// Interop with a real peer: sipp's built-in `uas` scenario (180, 200, waits for ACK and
+    /// BYE) on 127.0.0.1. Skipped when sipp is not installed.
+    #[tokio::test]
+    async fn sipp_uas_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let seen = call_sipp_uas(&["-sn", "uas"], None).await;
         assert!(
             matches!(seen.first(), Some(CallEvent::Ringing)),
-            "events from sipp: {seen:?}"
+            "events: {seen:?}"
         );
         assert!(
             matches!(seen.get(1), Some(CallEvent::Answered(_))),
@@ -300,9 +306,40 @@ mod tests {
         assert_eq!(
             seen.last(),
             Some(&CallEvent::Ended(EndReason::LocalHangup)),
+            "{seen:?}"
+        );
+    }
+
+    /// A sipp UAS that challenges the INVITE with 401 (MD5, qop=auth) and checks our digest
+    /// with its `verifyauth` action (testdata/sipp/uas_401.xml): a wrong answer gets 403.
+    /// (sipp's verifyauth reads only `Authorization`, so 407 is covered by the unit tests.)
+    #[tokio::test]
+    async fn sipp_uas_401_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sipp/uas_401.xml");
+        let creds = Credentials {
+            username: "100".into(),
+            password: "secret".into(),
+        };
+        let seen = call_sipp_uas(&["-sf", scenario], Some(creds)).await;
+        assert!(
+            matches!(seen.first(), Some(CallEvent::Answered(_))),
             "events: {seen:?}"
         );
-        let _ = status;
+        assert_eq!(
+            seen.last(),
+            Some(&CallEvent::Ended(EndReason::LocalHangup)),
+            "{seen:?}"
+        );
+        // The same scenario with a wrong password: sipp answers 403.
+        let wrong = Credentials {
+            username: "100".into(),
+            password: "wrong".into(),
+        };
+        let seen = call_sipp_uas(&["-sf", scenario], Some(wrong)).await;
+        assert_eq!(seen, [CallEvent::Ended(EndReason::Rejected(403))]);
     }
 
     /// Inbound interop: sipp's built-in `uac` scenario calls us (INVITE, ACK, BYE); the test
