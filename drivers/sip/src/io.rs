@@ -218,6 +218,17 @@ mod tests {
     /// Places one call from the UDP shell to a sipp UAS started with `scenario` arguments,
     /// hangs up once answered, and returns the call's events. Real time, bounded by timeouts.
     async fn call_sipp_uas(scenario: &[&str], credentials: Option<Credentials>) -> Vec<CallEvent> {
+        call_sipp_uas_with(scenario, credentials, Duration::from_secs(10), false).await
+    }
+
+    /// As [`call_sipp_uas`], with a ring timeout and, once answered, a re-INVITE before the
+    /// hang-up when `reinvite` is set.
+    async fn call_sipp_uas_with(
+        scenario: &[&str],
+        credentials: Option<Credentials>,
+        ring_timeout: Duration,
+        reinvite: bool,
+    ) -> Vec<CallEvent> {
         let port = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -259,7 +270,7 @@ mod tests {
                     to: format!("sip:service@{uas_addr}"),
                     from: "sip:100@127.0.0.1".into(),
                     offer: Vec::new(),
-                    ring_timeout: Duration::from_secs(10),
+                    ring_timeout,
                 },
             ))
             .await
@@ -273,7 +284,14 @@ mod tests {
             };
             seen.push(ev.clone());
             match ev {
-                CallEvent::Answered(_) => {
+                CallEvent::Answered(_) if reinvite => {
+                    let offer = b"v=0\r\n".to_vec();
+                    cmd_tx
+                        .send((CallHandle(1), Command::Reinvite { offer }))
+                        .await
+                        .unwrap();
+                }
+                CallEvent::Answered(_) | CallEvent::Reinvited(_) => {
                     cmd_tx.send((CallHandle(1), Command::Hangup)).await.unwrap();
                 }
                 CallEvent::Ended(_) => break,
@@ -340,6 +358,61 @@ mod tests {
         };
         let seen = call_sipp_uas(&["-sf", scenario], Some(wrong)).await;
         assert_eq!(seen, [CallEvent::Ended(EndReason::Rejected(403))]);
+    }
+
+    /// A callee that never answers: the ring timeout CANCELs; sipp answers 200 + 487 and gets
+    /// the ACK (testdata/sipp/uas_no_answer.xml).
+    #[tokio::test]
+    async fn sipp_ring_timeout_cancel_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let scenario = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/sipp/uas_no_answer.xml"
+        );
+        let seen =
+            call_sipp_uas_with(&["-sf", scenario], None, Duration::from_secs(2), false).await;
+        // Ringing is reported unless sipp started so slowly that the CANCEL was already pending.
+        assert_eq!(
+            seen.last(),
+            Some(&CallEvent::Ended(EndReason::Cancelled)),
+            "{seen:?}"
+        );
+        assert!(
+            seen.len() <= 2
+                && seen[..seen.len() - 1]
+                    .iter()
+                    .all(|e| *e == CallEvent::Ringing)
+        );
+    }
+
+    /// Our re-INVITE is refused with 491; the retry after the §14.1 back-off (2.1–4 s, real
+    /// time here) succeeds (testdata/sipp/uas_glare_491.xml).
+    #[tokio::test]
+    async fn sipp_glare_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let scenario = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/sipp/uas_glare_491.xml"
+        );
+        let seen =
+            call_sipp_uas_with(&["-sf", scenario], None, Duration::from_secs(10), true).await;
+        assert!(
+            matches!(seen.first(), Some(CallEvent::Answered(_))),
+            "events: {seen:?}"
+        );
+        assert!(
+            matches!(seen.get(1), Some(CallEvent::Reinvited(_))),
+            "events: {seen:?}"
+        );
+        assert_eq!(
+            seen.get(2),
+            Some(&CallEvent::Ended(EndReason::LocalHangup)),
+            "{seen:?}"
+        );
     }
 
     /// Inbound interop: sipp's built-in `uac` scenario calls us (INVITE, ACK, BYE); the test
