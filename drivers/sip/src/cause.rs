@@ -55,7 +55,10 @@ impl EndReason {
             EndReason::Timeout => TIMER_EXPIRY,
             EndReason::Cancelled if alerted => NO_ANSWER,
             EndReason::Cancelled => NO_USER_RESPONDING,
-            EndReason::LocalHangup | EndReason::RemoteHangup => NORMAL_CLEARING,
+            EndReason::LocalHangup | EndReason::RemoteHangup | EndReason::RemoteCancelled => {
+                NORMAL_CLEARING
+            }
+            EndReason::NoAck => TIMER_EXPIRY,
             EndReason::TransportError => NETWORK_OUT_OF_ORDER,
             EndReason::AuthFailed(_) => CALL_REJECTED,
         }

@@ -793,4 +793,24 @@ l: 0\r\n\r\n";
             "mutations too destructive to test printing ({oks} parsed)"
         );
     }
+
+    /// Throughput figure for NOTES.md: `cargo test -p outcall-sip --release --lib --
+    /// --ignored --nocapture parse_throughput`.
+    #[test]
+    #[ignore = "measurement, not a check"]
+    fn parse_throughput() {
+        let n = 200_000u32;
+        #[allow(clippy::disallowed_methods)] // a measurement reads the clock; cores never do
+        let start = std::time::Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..n {
+            let m = parse(INVITE.as_bytes()).expect("valid");
+            bytes += to_bytes(&m).len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "parse+print INVITE: {:.0} msgs/s ({bytes} bytes printed)",
+            f64::from(n) / secs
+        );
+    }
 }

@@ -228,6 +228,13 @@ impl TransactionLayer {
         }
     }
 
+    /// Exempts a trusted peer (the trunk's proxy) from the per-source flood limit.
+    pub fn trust(&mut self, ip: std::net::IpAddr) {
+        if let Some(l) = &mut self.limiter {
+            l.trust(ip);
+        }
+    }
+
     /// Number of live transactions.
     #[must_use]
     pub fn len(&self) -> usize {

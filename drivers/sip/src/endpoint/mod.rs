@@ -25,12 +25,15 @@ use crate::auth::{Credentials, DigestClient};
 use crate::dialog::Dialog;
 use crate::error::Error;
 use crate::msg::{self, Method, Request, Response, SipMessage};
-use crate::register::{RegOutcome, RegisterConfig, Registration, TrunkState};
+use crate::register::{RegisterConfig, Registration, TrunkState};
 use crate::transaction::layer::{
     Event, Input as LayerInput, LayerConfig, LayerOutput, TransactionLayer, TxId,
 };
 use crate::transaction::Timer;
 use crate::transport::{self, Target, Transport};
+
+mod trunk;
+mod uas;
 
 /// Identifies a call (one port's current call) inside the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,9 +95,24 @@ pub enum Command {
         /// The new offer.
         offer: Vec<u8>,
     },
-    /// Hang up (BYE when answered, CANCEL before).
+    /// Hang up (BYE when answered, CANCEL before; an unanswered inbound call gets 486).
     Hangup,
+    /// Inbound call: send 180 Ringing.
+    Ring,
+    /// Inbound call: answer 200 OK with this SDP answer.
+    Answer {
+        /// Our SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// Inbound call: refuse with this final status (e.g. 486, 603).
+    Reject {
+        /// 300–699.
+        status: u16,
+    },
 }
+
+/// First handle the endpoint gives to inbound calls; the port layer numbers outbound calls below.
+pub const INBOUND_HANDLE_BASE: usize = 1 << 20;
 
 /// Why a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +127,10 @@ pub enum EndReason {
     LocalHangup,
     /// The peer sent BYE.
     RemoteHangup,
+    /// The caller cancelled an inbound call before it was answered.
+    RemoteCancelled,
+    /// We answered an inbound call but no ACK came within 64·T1 (§13.3.1.4).
+    NoAck,
     /// The transport failed.
     TransportError,
     /// Credentials were refused or the challenge could not be answered.
@@ -118,6 +140,17 @@ pub enum EndReason {
 /// What happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
+    /// An inbound INVITE (the handle is new): caller, the Request-URI (the DID) and the offer.
+    Incoming {
+        /// From URI.
+        from: String,
+        /// Request-URI.
+        to: String,
+        /// SDP offer (empty if the caller sent none).
+        offer: Vec<u8>,
+    },
+    /// Inbound call: the ACK for our 2xx arrived; the call is up.
+    Established,
     /// 180 (or a 1xx without body).
     Ringing,
     /// 183 with SDP: early media.
@@ -155,6 +188,8 @@ pub enum Output {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    Incoming,
+    Answering,
     Calling,
     Ringing,
     Cancelling,
@@ -176,6 +211,12 @@ struct Call {
     reinvite: Option<(TxId, Request)>,
     reinvite_offer: Option<Vec<u8>>,
     glare_deadline: Option<Instant>,
+    /// We generated the Call-ID (outbound): §14.1 back-off 2.1–4 s, else 0–2 s.
+    owner: bool,
+    /// Inbound: our 2xx, its next retransmission and the retransmit interval (§13.3.1.4).
+    ok: Option<(Response, Instant, Duration)>,
+    /// Inbound: give up on the ACK at this time.
+    ack_deadline: Option<Instant>,
 }
 
 /// The endpoint: transaction layer plus UAC calls.
@@ -193,6 +234,7 @@ pub struct Endpoint {
     keepalive_at: Option<Instant>,
     ka_tx: Option<TxId>,
     trunk: TrunkState,
+    next_inbound: usize,
 }
 
 impl Endpoint {
@@ -204,8 +246,11 @@ impl Endpoint {
             .register
             .clone()
             .map(|r| Registration::new(r, cfg.credentials.clone(), &mut rng));
+        let mut layer = TransactionLayer::new(cfg.timers, rng_seed ^ 0x5eed);
+        // All of a trunk's calls come from its proxy: the flood limit is for everyone else.
+        layer.trust(cfg.proxy.ip());
         Self {
-            layer: TransactionLayer::new(cfg.timers, rng_seed ^ 0x5eed),
+            layer,
             cfg,
             calls: HashMap::new(),
             tx_calls: HashMap::new(),
@@ -217,6 +262,7 @@ impl Endpoint {
             keepalive_at: None,
             ka_tx: None,
             trunk: TrunkState::Unknown,
+            next_inbound: INBOUND_HANDLE_BASE,
         }
     }
 
@@ -234,133 +280,6 @@ impl Endpoint {
 
     fn contact(&self) -> String {
         format!("sip:{}@{}", self.cfg.contact_user, self.cfg.local)
-    }
-
-    /// Starts registration and keep-alive (both due at `now`).
-    pub fn start_trunk(&mut self, now: Instant) {
-        if let Some(r) = &mut self.registration {
-            r.schedule(now);
-        }
-        if self.cfg.keepalive.is_some() {
-            self.keepalive_at = Some(now);
-        }
-    }
-
-    /// What the keep-alive last saw.
-    #[must_use]
-    pub fn trunk_state(&self) -> TrunkState {
-        self.trunk
-    }
-
-    fn send_register(&mut self, now: Instant) {
-        let contact = self.contact();
-        let (transport, local) = (self.cfg.transport, self.cfg.local);
-        let Some(r) = &mut self.registration else {
-            return;
-        };
-        let req = r.request(transport, local, &contact, &mut self.rng);
-        self.send_register_request(now, req);
-    }
-
-    fn send_register_request(&mut self, now: Instant, req: Request) {
-        match self.layer.start_client(now, req.clone(), self.peer()) {
-            Ok((tx, _)) => self.reg_tx = Some((tx, req)),
-            Err(e) => tracing::warn!(%e, "REGISTER not sent"),
-        }
-    }
-
-    fn registration_failed(&mut self, now: Instant, code: u16) {
-        self.reg_tx = None;
-        if let Some(r) = &mut self.registration {
-            r.schedule(now + REGISTER_RETRY);
-        }
-        self.out
-            .push_back(Output::Trunk(TrunkEvent::RegistrationFailed(code)));
-    }
-
-    fn send_keepalive(&mut self, now: Instant) {
-        let Some(interval) = self.cfg.keepalive else {
-            return;
-        };
-        self.keepalive_at = Some(now + interval);
-        if self.ka_tx.is_some() {
-            return; // the previous probe is still running (Timer F is 32 s)
-        }
-        let via = self.via();
-        let tag = transport::new_tag(&mut self.rng);
-        let call_id = format!("{:016x}@ka", self.rng.gen::<u64>());
-        let text = format!(
-            "OPTIONS sip:{proxy} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
-From: <{contact}>;tag={tag}\r\nTo: <sip:{proxy}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n\
-Content-Length: 0\r\n\r\n",
-            proxy = self.cfg.proxy,
-            contact = self.contact(),
-        );
-        let Ok(SipMessage::Request(req)) = msg::parse(text.as_bytes()) else {
-            unreachable!("OPTIONS built from addresses parses")
-        };
-        match self.layer.start_client(now, req, self.peer()) {
-            Ok((tx, _)) => self.ka_tx = Some(tx),
-            Err(e) => tracing::warn!(%e, "OPTIONS not sent"),
-        }
-    }
-
-    fn set_trunk(&mut self, up: bool) {
-        let new = if up { TrunkState::Up } else { TrunkState::Down };
-        if new != self.trunk {
-            self.trunk = new;
-            self.out.push_back(Output::Trunk(if up {
-                TrunkEvent::Up
-            } else {
-                TrunkEvent::Down
-            }));
-        }
-    }
-
-    /// Handles events of the registration and keep-alive transactions; false if not theirs.
-    fn on_trunk_event(&mut self, now: Instant, e: &Event) -> bool {
-        let (tx, resp) = match e {
-            Event::Response { tx, response } => (*tx, Some(response)),
-            Event::Timeout { tx, .. } | Event::TransportError { tx } => (*tx, None),
-            _ => return false,
-        };
-        if self.ka_tx == Some(tx) {
-            match resp {
-                Some(r) if r.status_code.code() < 200 => {}
-                Some(_) => {
-                    self.ka_tx = None;
-                    self.set_trunk(true);
-                }
-                None => {
-                    self.ka_tx = None;
-                    self.set_trunk(false);
-                }
-            }
-            return true;
-        }
-        let Some((rtx, req)) = self.reg_tx.clone() else {
-            return false;
-        };
-        if rtx != tx {
-            return false;
-        }
-        let Some(resp) = resp else {
-            self.registration_failed(now, 408);
-            return true;
-        };
-        let Some(r) = &mut self.registration else {
-            return true;
-        };
-        match r.on_response(now, &req, resp, &mut self.rng) {
-            RegOutcome::Pending => {}
-            RegOutcome::Registered(d) => {
-                self.reg_tx = None;
-                self.out.push_back(Output::Trunk(TrunkEvent::Registered(d)));
-            }
-            RegOutcome::Resend(next) => self.send_register_request(now, next),
-            RegOutcome::Failed(code) => self.registration_failed(now, code),
-        }
-        true
     }
 
     /// Number of live calls.
@@ -407,6 +326,9 @@ Content-Length: 0\r\n\r\n",
                         reinvite: None,
                         reinvite_offer: None,
                         glare_deadline: None,
+                        owner: true,
+                        ok: None,
+                        ack_deadline: None,
                     },
                 );
             }
@@ -414,9 +336,58 @@ Content-Length: 0\r\n\r\n",
                 let call = self.call(handle)?;
                 match call.state {
                     State::Calling | State::Ringing => self.cancel(now, handle)?,
-                    State::Confirmed => self.bye(now, handle)?,
+                    State::Confirmed | State::Answering => self.bye(now, handle)?,
+                    State::Incoming => self.reject(now, handle, 486)?,
                     State::Cancelling | State::Terminating => {}
                 }
+            }
+            Command::Ring => {
+                let call = self.call(handle)?;
+                if call.state != State::Incoming {
+                    return Err(Error::NoTransaction(format!(
+                        "call {} is not ringing in",
+                        handle.0
+                    )));
+                }
+                let resp = self.uas_response(handle, 180, Vec::new())?;
+                let tx = self.call(handle)?.invite_tx;
+                self.layer
+                    .handle_input(now, LayerInput::Respond { tx, response: resp })?;
+            }
+            Command::Answer { sdp } => {
+                let call = self.call(handle)?;
+                if call.state != State::Incoming {
+                    return Err(Error::NoTransaction(format!(
+                        "call {} is not ringing in",
+                        handle.0
+                    )));
+                }
+                let resp = self.uas_response(handle, 200, sdp)?;
+                let tx = self.call(handle)?.invite_tx;
+                self.layer.handle_input(
+                    now,
+                    LayerInput::Respond {
+                        tx,
+                        response: resp.clone(),
+                    },
+                )?;
+                let t1 = self.cfg.timers.t1;
+                let reliable = self.cfg.transport.is_reliable();
+                let c = self.call_mut(handle)?;
+                c.state = State::Answering;
+                // §13.3.1.4: the UAS core retransmits the 2xx (T1 doubling to T2) until the ACK;
+                // over a reliable transport only the 64·T1 give-up applies.
+                c.ok = (!reliable).then(|| (resp, now + t1, t1));
+                c.ack_deadline = Some(now + t1 * 64);
+            }
+            Command::Reject { status } => {
+                if self.call(handle)?.state != State::Incoming || !(300..700).contains(&status) {
+                    return Err(Error::NoTransaction(format!(
+                        "call {}: cannot reject with {status}",
+                        handle.0
+                    )));
+                }
+                self.reject(now, handle, status)?;
             }
             Command::Reinvite { offer } => {
                 let call = self.call(handle)?;
@@ -474,6 +445,28 @@ Content-Length: 0\r\n\r\n",
             let Some(c) = self.calls.get_mut(&h) else {
                 continue;
             };
+            if c.ack_deadline.is_some_and(|d| d <= now) {
+                c.ack_deadline = None;
+                c.ok = None;
+                tracing::warn!(call = h.0, "no ACK for our 2xx: BYE");
+                let _ = self.bye(now, h);
+                self.emit(h, CallEvent::Ended(EndReason::NoAck));
+                continue;
+            }
+            if let Some((resp, at, interval)) = c.ok.clone() {
+                if at <= now {
+                    let next = (interval * 2).min(self.cfg.timers.t2);
+                    c.ok = Some((resp.clone(), now + next, next));
+                    let tx = c.invite_tx;
+                    // The IST (RFC 6026 Accepted) passes TU retransmissions to the wire.
+                    let _ = self
+                        .layer
+                        .handle_input(now, LayerInput::Respond { tx, response: resp });
+                }
+            }
+            let Some(c) = self.calls.get_mut(&h) else {
+                continue;
+            };
             if c.glare_deadline.is_some_and(|d| d <= now) {
                 c.glare_deadline = None;
                 let _ = self.send_reinvite(now, h);
@@ -494,7 +487,14 @@ Content-Length: 0\r\n\r\n",
         let calls = self
             .calls
             .values()
-            .flat_map(|c| [c.ring_deadline, c.glare_deadline])
+            .flat_map(|c| {
+                [
+                    c.ring_deadline,
+                    c.glare_deadline,
+                    c.ack_deadline,
+                    c.ok.as_ref().map(|o| o.1),
+                ]
+            })
             .flatten();
         let trunk = [
             self.registration
@@ -640,9 +640,9 @@ Content-Length: {}\r\n\r\n",
             Event::Request {
                 tx,
                 request,
-                source,
+                cancels,
                 ..
-            } => self.on_request(now, tx, request, source),
+            } => self.on_request(now, tx, request, cancels),
             Event::Timeout { tx, timer } => {
                 let Some(&h) = self.tx_calls.get(&tx) else {
                     return;
@@ -663,7 +663,7 @@ Content-Length: {}\r\n\r\n",
             Event::Terminated { tx } => {
                 self.tx_calls.remove(&tx);
             }
-            Event::Ack { .. } => {}
+            Event::Ack { request, .. } => self.on_ack(&request),
         }
     }
 
@@ -731,12 +731,29 @@ Content-Length: {}\r\n\r\n",
                 }
             }
             200..=299 if matches!(c.state, State::Confirmed | State::Terminating) => {
-                // A retransmitted 2xx (RFC 6026: the ICT passes it up): the same ACK again.
-                if let Some(ack) = c.ack.clone() {
-                    let to = self.peer();
-                    let bytes = msg::to_bytes(&SipMessage::Request(ack));
-                    self.out.push_back(Output::Transmit { to, bytes });
+                let ours = c.dialog.as_ref().map(|d| d.id.remote_tag.clone());
+                if msg::to_tag(&r).ok().flatten() == ours {
+                    // A retransmitted 2xx (RFC 6026: the ICT passes it up): the same ACK again.
+                    if let Some(ack) = c.ack.clone() {
+                        let to = self.peer();
+                        let bytes = msg::to_bytes(&SipMessage::Request(ack));
+                        self.out.push_back(Output::Transmit { to, bytes });
+                    }
+                    return;
                 }
+                // A 2xx from another fork (§13.2.2.4): ACK it and end that dialog with BYE; the
+                // BYE's transaction belongs to no call.
+                let invite = c.invite.clone();
+                let Ok(mut fork) = Dialog::uac(&invite, &r) else {
+                    return;
+                };
+                let seq = msg::cseq(&invite).map(|s| s.seq).unwrap_or(1);
+                let ack = fork.ack(seq, &self.via());
+                let bye = fork.request(Method::Bye, &self.via(), None);
+                let peer = self.peer();
+                let _ = self.layer.start_client(now, ack, peer);
+                let _ = self.layer.start_client(now, bye, peer);
+                tracing::warn!(call = h.0, "2xx from a second fork: ACK + BYE");
             }
             200..=299 => {
                 let dialog = match c.dialog.take() {
@@ -823,8 +840,9 @@ Content-Length: {}\r\n\r\n",
                 self.emit(h, CallEvent::Reinvited(r.body));
             }
             491 => {
-                // §14.1: we generated the Call-ID (UAC of the dialog): 2.1–4 s, in 10 ms units.
-                let backoff = Duration::from_millis(self.rng.gen_range(210..=400) * 10);
+                // §14.1: owner of the Call-ID: 2.1–4 s; otherwise 0–2 s; in units of 10 ms.
+                let range = if c.owner { 210..=400 } else { 0..=200 };
+                let backoff = Duration::from_millis(self.rng.gen_range(range) * 10);
                 tracing::debug!(call = h.0, ?backoff, "491: re-INVITE glare back-off");
                 c.glare_deadline = Some(now + backoff);
             }
@@ -847,8 +865,38 @@ Content-Length: {}\r\n\r\n",
         );
     }
 
-    fn on_request(&mut self, now: Instant, tx: Option<TxId>, req: Request, _source: Target) {
-        let Some(tx) = tx else { return }; // ACKs for our 2xx: we send none yet
+    fn on_request(&mut self, now: Instant, tx: Option<TxId>, req: Request, cancels: Option<TxId>) {
+        let Some(tx) = tx else {
+            if req.method == Method::Ack {
+                self.on_ack(&req);
+            }
+            return;
+        };
+        if req.method == Method::Cancel {
+            // §9.2: 200 to the CANCEL, 487 to the INVITE if it is still unanswered.
+            self.respond(now, tx, &req, 200);
+            let target = cancels.and_then(|itx| self.tx_calls.get(&itx).copied());
+            if let Some(h) = target {
+                if self
+                    .calls
+                    .get(&h)
+                    .is_some_and(|c| c.state == State::Incoming)
+                {
+                    if let Ok(resp) = self.uas_response(h, 487, Vec::new()) {
+                        let itx = self.calls[&h].invite_tx;
+                        let _ = self.layer.handle_input(
+                            now,
+                            LayerInput::Respond {
+                                tx: itx,
+                                response: resp,
+                            },
+                        );
+                    }
+                    self.emit(h, CallEvent::Ended(EndReason::RemoteCancelled));
+                }
+            }
+            return;
+        }
         let found = self
             .calls
             .iter()
@@ -873,7 +921,9 @@ Content-Length: {}\r\n\r\n",
                 self.respond(now, tx, &req, if pending { 491 } else { 488 });
             }
             (Method::Options, _) => self.respond(now, tx, &req, 200),
-            (Method::Invite, None) => self.respond(now, tx, &req, 480),
+            (Method::Invite, None) if msg::to_tag(&req).ok().flatten().is_none() => {
+                self.on_incoming_invite(now, tx, req);
+            }
             (_, Some(_)) => self.respond(now, tx, &req, 405),
             (_, None) => self.respond(now, tx, &req, 481),
         }
@@ -881,530 +931,4 @@ Content-Length: {}\r\n\r\n",
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transaction::testkit::epoch;
-
-    const PROXY: &str = "198.51.100.7:5060";
-
-    fn endpoint(creds: bool) -> Endpoint {
-        Endpoint::new(
-            EndpointConfig {
-                local: "192.0.2.10:5060".parse().unwrap(),
-                transport: Transport::Udp,
-                proxy: PROXY.parse().unwrap(),
-                contact_user: "outcall".into(),
-                credentials: creds.then(|| Credentials {
-                    username: "100".into(),
-                    password: "pw".into(),
-                }),
-                timers: LayerConfig::default(),
-                register: None,
-                keepalive: None,
-            },
-            42,
-        )
-    }
-
-    fn proxy() -> Target {
-        Target {
-            transport: Transport::Udp,
-            addr: PROXY.parse().unwrap(),
-        }
-    }
-
-    /// Drains outputs: (requests/responses sent, call events).
-    fn drain(ep: &mut Endpoint) -> (Vec<SipMessage>, Vec<CallEvent>) {
-        let (mut sent, mut evs) = (Vec::new(), Vec::new());
-        while let Some(o) = ep.poll_output() {
-            match o {
-                Output::Transmit { to, bytes } => {
-                    assert_eq!(to, proxy());
-                    sent.push(msg::parse(&bytes).expect("we send valid SIP"));
-                }
-                Output::Call { handle, event } => {
-                    assert_eq!(handle, CallHandle(1));
-                    evs.push(event);
-                }
-                Output::Trunk(t) => panic!("unexpected trunk event {t:?}"),
-            }
-        }
-        (sent, evs)
-    }
-
-    fn req_of(m: &SipMessage) -> &Request {
-        match m {
-            SipMessage::Request(r) => r,
-            SipMessage::Response(r) => panic!("expected a request, got {}", r.status_code),
-        }
-    }
-
-    fn names(sent: &[SipMessage]) -> Vec<String> {
-        sent.iter()
-            .map(|m| match m {
-                SipMessage::Request(r) => r.method.to_string(),
-                SipMessage::Response(r) => r.status_code.code().to_string(),
-            })
-            .collect()
-    }
-
-    /// The peer's answer to `req`: To tag "peer", Contact, optional body.
-    fn reply(req: &Request, code: u16, body: &[u8]) -> Vec<u8> {
-        let mut r = msg::response_to(req, code, Some("peer"));
-        if (101..300).contains(&code) {
-            r.headers.push(Header::Contact(rsip::headers::Contact::new(
-                "<sip:gw@198.51.100.7>",
-            )));
-        }
-        if !body.is_empty() {
-            r.headers.retain(|h| !matches!(h, Header::ContentLength(_)));
-            r.headers
-                .push(Header::ContentLength(rsip::headers::ContentLength::new(
-                    body.len().to_string(),
-                )));
-            r.body = body.to_vec();
-        }
-        msg::to_bytes(&SipMessage::Response(r))
-    }
-
-    fn dial(ep: &mut Endpoint, now: Instant) -> Request {
-        ep.handle_command(
-            now,
-            CallHandle(1),
-            Command::Dial {
-                to: "sip:+15551234567@carrier.example".into(),
-                from: "sip:100@carrier.example".into(),
-                offer: b"v=0\r\n".to_vec(),
-                ring_timeout: Duration::from_secs(30),
-            },
-        )
-        .unwrap();
-        let (sent, evs) = drain(ep);
-        assert_eq!(names(&sent), ["INVITE"]);
-        assert!(evs.is_empty());
-        let invite = req_of(&sent[0]).clone();
-        assert_eq!(invite.body, b"v=0\r\n");
-        invite
-    }
-
-    fn at(t0: Instant, ms: u64) -> Instant {
-        t0 + Duration::from_millis(ms)
-    }
-
-    #[test]
-    fn answered_call_acked_and_hung_up_with_bye() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        let invite = dial(&mut ep, t0);
-        ep.handle_input(at(t0, 50), proxy(), reply(&invite, 100, b""));
-        ep.handle_input(at(t0, 100), proxy(), reply(&invite, 180, b""));
-        assert_eq!(drain(&mut ep), (vec![], vec![CallEvent::Ringing]));
-        ep.handle_input(at(t0, 2000), proxy(), reply(&invite, 200, b"v=0 answer"));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!(evs, [CallEvent::Answered(b"v=0 answer".to_vec())]);
-        assert_eq!(names(&sent), ["ACK"]);
-        let ack = req_of(&sent[0]);
-        assert_eq!(msg::cseq(ack).unwrap().seq, 1);
-        assert_ne!(
-            msg::branch(ack).unwrap(),
-            msg::branch(&invite).unwrap(),
-            "2xx ACK: new branch"
-        );
-        assert_eq!(ack.uri.to_string(), "sip:gw@198.51.100.7");
-        // The 2xx is retransmitted: ACKed again, no second Answered.
-        ep.handle_input(at(t0, 2500), proxy(), reply(&invite, 200, b"v=0 answer"));
-        let (sent2, evs) = drain(&mut ep);
-        assert_eq!((names(&sent2), evs), (vec!["ACK".to_owned()], vec![]));
-        assert_eq!(sent2[0], sent[0], "the same ACK");
-        ep.handle_command(at(t0, 10_000), CallHandle(1), Command::Hangup)
-            .unwrap();
-        let (sent, _) = drain(&mut ep);
-        assert_eq!(names(&sent), ["BYE"]);
-        let bye = req_of(&sent[0]).clone();
-        assert_eq!(msg::cseq(&bye).unwrap().seq, 2);
-        ep.handle_input(at(t0, 10_100), proxy(), reply(&bye, 200, b""));
-        assert_eq!(drain(&mut ep).1, [CallEvent::Ended(EndReason::LocalHangup)]);
-        assert_eq!(ep.calls(), 0);
-    }
-
-    #[test]
-    fn ring_timeout_cancels_and_487_ends_call() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        let invite = dial(&mut ep, t0);
-        ep.handle_input(at(t0, 1000), proxy(), reply(&invite, 180, b""));
-        drain(&mut ep);
-        // Nothing happens before 30 s (the ICT is in Proceeding: no retransmissions).
-        assert_eq!(ep.poll_timeout(), Some(at(t0, 30_000)));
-        ep.handle_timeout(at(t0, 30_000));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!((names(&sent), evs), (vec!["CANCEL".to_owned()], vec![]));
-        let cancel = req_of(&sent[0]).clone();
-        assert_eq!(msg::branch(&cancel).unwrap(), msg::branch(&invite).unwrap());
-        ep.handle_input(at(t0, 30_050), proxy(), reply(&cancel, 200, b""));
-        ep.handle_input(at(t0, 30_060), proxy(), reply(&invite, 487, b""));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!(names(&sent), ["ACK"], "the ICT ACKs the 487");
-        assert_eq!(evs, [CallEvent::Ended(EndReason::Cancelled)]);
-    }
-
-    #[test]
-    fn cancel_waits_for_a_provisional() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        let invite = dial(&mut ep, t0);
-        ep.handle_command(at(t0, 100), CallHandle(1), Command::Hangup)
-            .unwrap();
-        assert!(drain(&mut ep).0.is_empty(), "§9.1: no CANCEL before a 1xx");
-        ep.handle_input(at(t0, 200), proxy(), reply(&invite, 100, b""));
-        let (sent, _) = drain(&mut ep);
-        assert_eq!(
-            names(&sent),
-            ["CANCEL"],
-            "a 100 is a provisional: CANCEL now"
-        );
-        let cancel = req_of(&sent[0]).clone();
-        ep.handle_input(at(t0, 300), proxy(), reply(&cancel, 200, b""));
-        ep.handle_input(at(t0, 310), proxy(), reply(&invite, 487, b""));
-        assert_eq!(drain(&mut ep).1, [CallEvent::Ended(EndReason::Cancelled)]);
-    }
-
-    #[test]
-    fn proxy_challenge_is_answered_once_then_busy() {
-        let t0 = epoch();
-        let mut ep = endpoint(true);
-        let invite = dial(&mut ep, t0);
-        let mut challenge = msg::response_to(&invite, 407, Some("p"));
-        challenge.headers.push(Header::ProxyAuthenticate(
-            rsip::headers::ProxyAuthenticate::new(
-                "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=SHA-256",
-            ),
-        ));
-        ep.handle_input(
-            at(t0, 100),
-            proxy(),
-            msg::to_bytes(&SipMessage::Response(challenge.clone())),
-        );
-        let (sent, evs) = drain(&mut ep);
-        assert!(evs.is_empty());
-        assert_eq!(names(&sent), ["ACK", "INVITE"]);
-        let invite2 = req_of(&sent[1]).clone();
-        assert_eq!(msg::cseq(&invite2).unwrap().seq, 2);
-        let text = String::from_utf8(msg::to_bytes(&sent[1])).unwrap();
-        assert!(
-            text.contains("Proxy-Authorization: Digest username=\"100\""),
-            "{text}"
-        );
-        ep.handle_input(at(t0, 200), proxy(), reply(&invite2, 486, b""));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!(names(&sent), ["ACK"]);
-        assert_eq!(evs, [CallEvent::Ended(EndReason::Rejected(486))]);
-        // Without credentials, a 407 ends the call.
-        let mut ep = endpoint(false);
-        let invite = dial(&mut ep, t0);
-        challenge = msg::response_to(&invite, 407, Some("p"));
-        ep.handle_input(
-            at(t0, 100),
-            proxy(),
-            msg::to_bytes(&SipMessage::Response(challenge)),
-        );
-        assert!(matches!(
-            drain(&mut ep).1[..],
-            [CallEvent::Ended(EndReason::AuthFailed(_))]
-        ));
-    }
-
-    fn answered(ep: &mut Endpoint, t0: Instant) -> Request {
-        let invite = dial(ep, t0);
-        ep.handle_input(at(t0, 100), proxy(), reply(&invite, 200, b"sdp"));
-        drain(ep);
-        invite
-    }
-
-    #[test]
-    fn remote_bye_is_answered_200() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        let invite = answered(&mut ep, t0);
-        let bye = format!(
-            "BYE sip:outcall@192.0.2.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKpb\r\n\
-From: <sip:+15551234567@carrier.example>;tag=peer\r\nTo: <sip:100@carrier.example>;tag={}\r\n\
-Call-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-            msg::from_tag(&invite).unwrap().unwrap(),
-            msg::call_id(&invite).unwrap()
-        );
-        ep.handle_input(at(t0, 5000), proxy(), bye.into_bytes());
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!(names(&sent), ["200"]);
-        assert_eq!(evs, [CallEvent::Ended(EndReason::RemoteHangup)]);
-    }
-
-    #[test]
-    fn glare_491_backs_off_per_section_14_1_then_retries() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        answered(&mut ep, t0);
-        ep.handle_command(
-            at(t0, 1000),
-            CallHandle(1),
-            Command::Reinvite {
-                offer: b"hold".to_vec(),
-            },
-        )
-        .unwrap();
-        let (sent, _) = drain(&mut ep);
-        assert_eq!(names(&sent), ["INVITE"]);
-        let re1 = req_of(&sent[0]).clone();
-        assert_eq!(msg::cseq(&re1).unwrap().seq, 2);
-        assert_eq!(re1.body, b"hold");
-        ep.handle_input(at(t0, 1100), proxy(), reply(&re1, 491, b""));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!((names(&sent), evs), (vec!["ACK".to_owned()], vec![]));
-        // The retry deadline lies in [2.1 s, 4 s] after the 491 (we own the Call-ID).
-        let mut now;
-        let retry = loop {
-            let next = ep.poll_timeout().expect("the glare timer is armed");
-            assert!(
-                next - at(t0, 1100) <= Duration::from_secs(4),
-                "no retry within 4 s"
-            );
-            now = next;
-            ep.handle_timeout(now);
-            let (sent, _) = drain(&mut ep);
-            if let Some(m) = sent
-                .iter()
-                .find(|m| matches!(m, SipMessage::Request(r) if r.method == Method::Invite))
-            {
-                break req_of(m).clone();
-            }
-        };
-        let waited = now - at(t0, 1100);
-        assert!(waited >= Duration::from_millis(2100), "waited {waited:?}");
-        assert_eq!(msg::cseq(&retry).unwrap().seq, 3);
-        assert_eq!(retry.body, b"hold");
-        ep.handle_input(now, proxy(), reply(&retry, 200, b"held"));
-        let (sent, evs) = drain(&mut ep);
-        assert_eq!(names(&sent), ["ACK"]);
-        assert_eq!(evs, [CallEvent::Reinvited(b"held".to_vec())]);
-    }
-
-    #[test]
-    fn glare_backoff_is_reproducible_from_the_seed() {
-        let run = || {
-            let t0 = epoch();
-            let mut ep = endpoint(false);
-            answered(&mut ep, t0);
-            ep.handle_command(
-                at(t0, 1000),
-                CallHandle(1),
-                Command::Reinvite { offer: vec![] },
-            )
-            .unwrap();
-            let re = req_of(&drain(&mut ep).0[0]).clone();
-            ep.handle_input(at(t0, 1100), proxy(), reply(&re, 491, b""));
-            drain(&mut ep);
-            ep.poll_timeout().map(|t| t - t0)
-        };
-        assert_eq!(run(), run());
-    }
-
-    #[test]
-    fn peer_reinvite_during_ours_gets_491_and_strangers_get_answers() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        let invite = answered(&mut ep, t0);
-        ep.handle_command(
-            at(t0, 1000),
-            CallHandle(1),
-            Command::Reinvite { offer: vec![] },
-        )
-        .unwrap();
-        drain(&mut ep);
-        let theirs = format!(
-            "INVITE sip:outcall@192.0.2.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKpr\r\n\
-From: <sip:+15551234567@carrier.example>;tag=peer\r\nTo: <sip:100@carrier.example>;tag={}\r\n\
-Call-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@198.51.100.7>\r\nContent-Length: 0\r\n\r\n",
-            msg::from_tag(&invite).unwrap().unwrap(),
-            msg::call_id(&invite).unwrap()
-        );
-        ep.handle_input(at(t0, 1001), proxy(), theirs.clone().into_bytes());
-        assert_eq!(names(&drain(&mut ep).0), ["100", "491"]);
-        let stranger = theirs
-            .replace("Call-ID: ", "Call-ID: x")
-            .replace("z9hG4bKpr", "z9hG4bKps");
-        ep.handle_input(at(t0, 1002), proxy(), stranger.into_bytes());
-        assert_eq!(names(&drain(&mut ep).0), ["100", "480"]);
-        let options = String::from(
-            "OPTIONS sip:outcall@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKo\r\n\
-From: <sip:p@carrier.example>;tag=o\r\nTo: <sip:outcall@192.0.2.10>\r\nCall-ID: o1\r\n\
-CSeq: 5 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
-        ep.handle_input(at(t0, 1003), proxy(), options.into_bytes());
-        assert_eq!(names(&drain(&mut ep).0), ["200"]);
-    }
-
-    #[test]
-    fn no_answer_at_all_times_out_with_timer_b() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        dial(&mut ep, t0);
-        let mut invites = 1;
-        let mut end = None;
-        for _ in 0..50 {
-            let Some(next) = ep.poll_timeout() else { break };
-            ep.handle_timeout(next);
-            let (sent, evs) = drain(&mut ep);
-            invites += names(&sent).iter().filter(|n| *n == "INVITE").count();
-            if !evs.is_empty() {
-                end = Some((next - t0, evs));
-            }
-        }
-        // The ring timeout (30 s) comes first but a CANCEL must wait for a 1xx; Timer B ends it.
-        assert_eq!(
-            end,
-            Some((
-                Duration::from_secs(32),
-                vec![CallEvent::Ended(EndReason::Timeout)]
-            ))
-        );
-        assert_eq!(invites, 7);
-    }
-
-    fn trunk_endpoint() -> Endpoint {
-        let mut ep = endpoint(true);
-        ep.cfg.register = Some(RegisterConfig {
-            registrar: "sip:carrier.example".into(),
-            aor: "sip:100@carrier.example".into(),
-            expires: Duration::from_secs(600),
-        });
-        ep.cfg.keepalive = Some(Duration::from_secs(30));
-        let creds = ep.cfg.credentials.clone();
-        ep.registration = ep
-            .cfg
-            .register
-            .clone()
-            .map(|r| Registration::new(r, creds, &mut ep.rng));
-        ep
-    }
-
-    fn drain_trunk(ep: &mut Endpoint) -> (Vec<SipMessage>, Vec<TrunkEvent>) {
-        let (mut sent, mut evs) = (Vec::new(), Vec::new());
-        while let Some(o) = ep.poll_output() {
-            match o {
-                Output::Transmit { bytes, .. } => sent.push(msg::parse(&bytes).unwrap()),
-                Output::Trunk(t) => evs.push(t),
-                Output::Call { .. } => panic!("no calls here"),
-            }
-        }
-        (sent, evs)
-    }
-
-    #[test]
-    fn registration_with_challenge_and_refresh() {
-        let t0 = epoch();
-        let mut ep = trunk_endpoint();
-        ep.start_trunk(t0);
-        ep.handle_timeout(t0);
-        let (sent, _) = drain_trunk(&mut ep);
-        assert_eq!(names(&sent), ["REGISTER", "OPTIONS"]);
-        let reg = req_of(&sent[0]).clone();
-        let options = req_of(&sent[1]).clone();
-        let mut ch = msg::response_to(&reg, 401, Some("r"));
-        ch.headers.push(Header::WwwAuthenticate(
-            rsip::headers::WwwAuthenticate::new(
-                "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\"",
-            ),
-        ));
-        ep.handle_input(
-            at(t0, 50),
-            proxy(),
-            msg::to_bytes(&SipMessage::Response(ch)),
-        );
-        let (sent, evs) = drain_trunk(&mut ep);
-        assert_eq!(names(&sent), ["REGISTER"]);
-        assert!(evs.is_empty());
-        let reg2 = req_of(&sent[0]).clone();
-        assert!(String::from_utf8(msg::to_bytes(&sent[0]))
-            .unwrap()
-            .contains("Authorization: Digest"));
-        let mut ok = msg::response_to(&reg2, 200, Some("r"));
-        ok.headers
-            .push(Header::Expires(rsip::headers::Expires::new("600")));
-        ep.handle_input(
-            at(t0, 100),
-            proxy(),
-            msg::to_bytes(&SipMessage::Response(ok)),
-        );
-        ep.handle_input(at(t0, 120), proxy(), reply(&options, 200, b""));
-        let (_, evs) = drain_trunk(&mut ep);
-        assert_eq!(
-            evs,
-            [
-                TrunkEvent::Registered(Duration::from_secs(600)),
-                TrunkEvent::Up
-            ]
-        );
-        assert_eq!(ep.trunk_state(), TrunkState::Up);
-        // Refresh 60 s before expiry: at 100 ms + 540 s.
-        let mut now;
-        let refresh = loop {
-            now = ep.poll_timeout().unwrap();
-            assert!(now <= at(t0, 540_100));
-            ep.handle_timeout(now);
-            let (sent, _) = drain_trunk(&mut ep);
-            // Answer keep-alives so the trunk stays up.
-            for m in &sent {
-                if let SipMessage::Request(r) = m {
-                    if r.method == Method::Options {
-                        ep.handle_input(now, proxy(), reply(r, 200, b""));
-                    }
-                }
-            }
-            if let Some(r) = sent
-                .iter()
-                .find(|m| matches!(m, SipMessage::Request(r) if r.method == Method::Register))
-            {
-                break req_of(r).clone();
-            }
-            drain_trunk(&mut ep);
-        };
-        assert_eq!(now, at(t0, 540_100));
-        assert!(msg::cseq(&refresh).unwrap().seq > msg::cseq(&reg2).unwrap().seq);
-        assert_eq!(msg::call_id(&refresh).unwrap(), msg::call_id(&reg).unwrap());
-    }
-
-    #[test]
-    fn keepalive_marks_trunk_down_and_up() {
-        let t0 = epoch();
-        let mut ep = endpoint(false);
-        ep.cfg.keepalive = Some(Duration::from_secs(30));
-        ep.start_trunk(t0);
-        ep.handle_timeout(t0);
-        let (sent, _) = drain_trunk(&mut ep);
-        assert_eq!(names(&sent), ["OPTIONS"]);
-        // Nobody answers: Timer F at 32 s marks the trunk down.
-        let mut down_at = None;
-        for _ in 0..40 {
-            let now = ep.poll_timeout().unwrap();
-            ep.handle_timeout(now);
-            let (_, evs) = drain_trunk(&mut ep);
-            if evs == [TrunkEvent::Down] {
-                down_at = Some(now - t0);
-                break;
-            }
-        }
-        assert_eq!(down_at, Some(Duration::from_secs(32)));
-        // The next probe (due at 30 s, skipped while the first ran) goes at 60 s; answer it.
-        let now = ep.poll_timeout().unwrap();
-        assert_eq!(now - t0, Duration::from_secs(60));
-        ep.handle_timeout(now);
-        let (sent, _) = drain_trunk(&mut ep);
-        assert_eq!(names(&sent), ["OPTIONS"]);
-        ep.handle_input(now, proxy(), reply(req_of(&sent[0]), 404, b""));
-        assert_eq!(
-            drain_trunk(&mut ep).1,
-            [TrunkEvent::Up],
-            "any response means the trunk is up"
-        );
-    }
-}
+mod tests;
