@@ -218,16 +218,30 @@ mod tests {
     /// Places one call from the UDP shell to a sipp UAS started with `scenario` arguments,
     /// hangs up once answered, and returns the call's events. Real time, bounded by timeouts.
     async fn call_sipp_uas(scenario: &[&str], credentials: Option<Credentials>) -> Vec<CallEvent> {
-        call_sipp_uas_with(scenario, credentials, Duration::from_secs(10), false).await
+        call_sipp_uas_with(
+            scenario,
+            credentials,
+            Duration::from_secs(10),
+            AfterAnswer::Hangup,
+        )
+        .await
     }
 
-    /// As [`call_sipp_uas`], with a ring timeout and, once answered, a re-INVITE before the
-    /// hang-up when `reinvite` is set.
+    /// What the test does once the call is answered.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum AfterAnswer {
+        Hangup,
+        Reinvite,
+        Wait,
+    }
+
+    /// As [`call_sipp_uas`], with a ring timeout and a choice of what to do once answered
+    /// (a re-INVITE is followed by the hang-up once it succeeds).
     async fn call_sipp_uas_with(
         scenario: &[&str],
         credentials: Option<Credentials>,
         ring_timeout: Duration,
-        reinvite: bool,
+        after: AfterAnswer,
     ) -> Vec<CallEvent> {
         let port = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -284,7 +298,8 @@ mod tests {
             };
             seen.push(ev.clone());
             match ev {
-                CallEvent::Answered(_) if reinvite => {
+                CallEvent::Answered(_) if after == AfterAnswer::Wait => {}
+                CallEvent::Answered(_) if after == AfterAnswer::Reinvite => {
                     let offer = b"v=0\r\n".to_vec();
                     cmd_tx
                         .send((CallHandle(1), Command::Reinvite { offer }))
@@ -371,8 +386,13 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/testdata/sipp/uas_no_answer.xml"
         );
-        let seen =
-            call_sipp_uas_with(&["-sf", scenario], None, Duration::from_secs(2), false).await;
+        let seen = call_sipp_uas_with(
+            &["-sf", scenario],
+            None,
+            Duration::from_secs(2),
+            AfterAnswer::Hangup,
+        )
+        .await;
         // Ringing is reported unless sipp started so slowly that the CANCEL was already pending.
         assert_eq!(
             seen.last(),
@@ -398,8 +418,13 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/testdata/sipp/uas_glare_491.xml"
         );
-        let seen =
-            call_sipp_uas_with(&["-sf", scenario], None, Duration::from_secs(10), true).await;
+        let seen = call_sipp_uas_with(
+            &["-sf", scenario],
+            None,
+            Duration::from_secs(10),
+            AfterAnswer::Reinvite,
+        )
+        .await;
         assert!(
             matches!(seen.first(), Some(CallEvent::Answered(_))),
             "events: {seen:?}"
@@ -411,6 +436,46 @@ mod tests {
         assert_eq!(
             seen.get(2),
             Some(&CallEvent::Ended(EndReason::LocalHangup)),
+            "{seen:?}"
+        );
+    }
+
+    /// A busy callee (testdata/sipp/uas_busy.xml): 486 ends the call with Q.850 cause 17.
+    #[tokio::test]
+    async fn sipp_busy_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sipp/uas_busy.xml");
+        let seen = call_sipp_uas(&["-sf", scenario], None).await;
+        assert_eq!(seen, [CallEvent::Ended(EndReason::Rejected(486))]);
+        assert_eq!(EndReason::Rejected(486).q850(false), 17);
+    }
+
+    /// A callee that hangs up mid-call (testdata/sipp/uas_hangs_up.xml): its BYE gets 200.
+    #[tokio::test]
+    async fn sipp_remote_bye_interop() {
+        if !sipp_installed() {
+            return;
+        }
+        let scenario = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/sipp/uas_hangs_up.xml"
+        );
+        let seen = call_sipp_uas_with(
+            &["-sf", scenario],
+            None,
+            Duration::from_secs(10),
+            AfterAnswer::Wait,
+        )
+        .await;
+        assert!(
+            matches!(seen.first(), Some(CallEvent::Answered(_))),
+            "events: {seen:?}"
+        );
+        assert_eq!(
+            seen.last(),
+            Some(&CallEvent::Ended(EndReason::RemoteHangup)),
             "{seen:?}"
         );
     }
