@@ -11,6 +11,7 @@ pub mod g711;
 pub mod resample;
 pub mod tone;
 pub mod tts;
+pub mod wav;
 
 /// Samples per second of telephone audio.
 pub const RATE: u32 = 8000;

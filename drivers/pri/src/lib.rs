@@ -223,6 +223,12 @@ impl Span {
         })
     }
 
+    /// Sets libpri's debug flags (`PRI_DEBUG_*`); libpri prints to stdout.
+    pub fn set_debug(&mut self, flags: i32) {
+        // SAFETY: pri is valid; plain integer flags.
+        unsafe { sys::pri_set_debug(self.pri.as_ptr(), flags) };
+    }
+
     /// The D-channel fd (poll it for readability).
     pub fn fd(&self) -> std::os::fd::RawFd {
         self.io.fd.as_raw_fd()
@@ -311,7 +317,7 @@ impl Span {
             channel,
         })?;
         debug!(node = ?self.node, channel, called, "SETUP");
-        self.calls.push(Call {
+        self.track(Call {
             channel,
             dir: CallDir::Outbound,
             ptr,
@@ -450,6 +456,18 @@ impl Span {
         self.calls.iter().position(|c| c.ptr == ptr)
     }
 
+    /// Records a call libpri just handed out. libpri reuses call memory: a pointer handed out
+    /// again proves that any older call we hold at that address is gone (libpri destroyed it
+    /// without a further event), so such a stale entry is retired first. Without this a stale
+    /// entry would shadow the new call in [`Span::by_ptr`].
+    fn track(&mut self, call: Call) {
+        while let Some(i) = self.by_ptr(call.ptr) {
+            let cause = self.calls[i].cause;
+            self.gone(i, cause);
+        }
+        self.calls.push(call);
+    }
+
     fn gone(&mut self, i: usize, cause: Cause) {
         let c = self.calls.remove(i);
         if !c.reported {
@@ -517,7 +535,7 @@ impl Span {
                     unsafe { sys::pri_hangup(pri, call, 44) };
                     return;
                 }
-                self.calls.push(Call {
+                self.track(Call {
                     channel,
                     dir: CallDir::Inbound,
                     ptr: call,
