@@ -651,6 +651,27 @@ impl Drop for Span {
     }
 }
 
+/// Waits up to `timeout_ms` for any of `fds` to become readable; true if one is.
+pub fn wait_readable(fds: &[std::os::fd::RawFd], timeout_ms: u64) -> bool {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: p is a valid array of p.len() pollfds for the duration of the call.
+    let n = unsafe {
+        libc::poll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            timeout_ms.min(i32::MAX as u64) as i32,
+        )
+    };
+    n > 0
+}
+
 /// A connected pair of D-channel ends for a loopback span (softspan, tests).
 pub fn dchannel_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];

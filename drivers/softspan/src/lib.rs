@@ -200,6 +200,11 @@ impl Softspan {
         [self.ours.fd(), self.carrier.fd()]
     }
 
+    /// Waits up to `timeout_ms` for D-channel traffic (returns early when a frame arrives).
+    pub fn wait(&self, timeout_ms: u64) {
+        outcall_pri::wait_readable(&self.fds(), timeout_ms);
+    }
+
     /// Milliseconds to libpri's next timer on either side.
     pub fn next_timer_ms(&self) -> Option<u64> {
         [self.ours.next_timer_ms(), self.carrier.next_timer_ms()]
