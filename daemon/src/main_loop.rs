@@ -250,8 +250,12 @@ impl Ctx<'_> {
                 number,
                 caller_id,
             } => {
-                self.svc
-                    .publish_call(&port.to_string(), Some(request), "dialing", None);
+                self.svc.publish_call(
+                    &self.d.ports().port_name(port),
+                    Some(request),
+                    "dialing",
+                    None,
+                );
                 (
                     self.lines.send(
                         port,
@@ -401,15 +405,19 @@ impl Ctx<'_> {
             LineReport::Event(ev) => {
                 if let LineEvent::Progress { port, progress } = &ev {
                     self.svc.publish_call(
-                        &port.to_string(),
+                        &self.d.ports().port_name(*port),
                         None,
                         &format!("{progress:?}").to_lowercase(),
                         None,
                     );
                 }
                 if let LineEvent::Released { port, cause, .. } = &ev {
-                    self.svc
-                        .publish_call(&port.to_string(), None, "hangup", Some(*cause));
+                    self.svc.publish_call(
+                        &self.d.ports().port_name(*port),
+                        None,
+                        "hangup",
+                        Some(*cause),
+                    );
                 }
                 self.step(|d| d.handle_event(now, unix, ev));
             }

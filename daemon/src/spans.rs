@@ -38,30 +38,32 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
     for (i, s) in config.span.iter().enumerate() {
         let s = s.get_ref();
         match s.kind {
-            SpanKind::Softspan => match softspan_config(s, &base) {
-                Ok(cfg) => {
-                    let (tx, rx) = mpsc::channel();
-                    let ctx = SpanCtx {
-                        index: i,
-                        name: s.name.clone(),
-                        reports: reports.clone(),
-                        tts: tts.clone(),
-                        voice: voice.clone(),
-                    };
-                    // libpri instances are not Send: the span is built on its own thread.
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("span-{}", s.name))
-                        .spawn(move || match Softspan::new(cfg) {
-                            Ok(ss) => run_softspan(ss, rx, ctx),
-                            Err(e) => error!(span = %ctx.name, "softspan did not start: {e}"),
-                        });
-                    match spawned {
-                        Ok(_) => lines.set(i, Some(tx)),
-                        Err(e) => error!(span = %s.name, "cannot start the span thread: {e}"),
+            SpanKind::Softspan => {
+                match softspan_config(s, &base).and_then(|c| Ok((c, offers_of(s, &base)?))) {
+                    Ok((cfg, offers)) => {
+                        let (tx, rx) = mpsc::channel();
+                        let ctx = SpanCtx {
+                            index: i,
+                            name: s.name.clone(),
+                            reports: reports.clone(),
+                            tts: tts.clone(),
+                            voice: voice.clone(),
+                        };
+                        // libpri instances are not Send: the span is built on its own thread.
+                        let spawned = std::thread::Builder::new()
+                            .name(format!("span-{}", s.name))
+                            .spawn(move || match Softspan::new(cfg) {
+                                Ok(ss) => run_softspan(ss, rx, ctx, offers),
+                                Err(e) => error!(span = %ctx.name, "softspan did not start: {e}"),
+                            });
+                        match spawned {
+                            Ok(_) => lines.set(i, Some(tx)),
+                            Err(e) => error!(span = %s.name, "cannot start the span thread: {e}"),
+                        }
                     }
+                    Err(e) => error!(span = %s.name, "softspan did not start: {e}"),
                 }
-                Err(e) => error!(span = %s.name, "softspan did not start: {e}"),
-            },
+            }
             SpanKind::Dahdi => {
                 error!(span = %s.name, "DAHDI spans are not wired into outcalld yet: span stays down");
                 lines.set(i, None);
@@ -69,6 +71,61 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
         }
     }
     lines
+}
+
+/// A call the carrier places to us, from `[[span.carrier.inbound]]`.
+struct Offer {
+    after: Duration,
+    did: String,
+    ani: String,
+    script: Vec<Step>,
+    record: Option<PathBuf>,
+}
+
+fn script_of(
+    steps: &[toml::Spanned<String>],
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Vec<Step>, String> {
+    let mut script = Vec::new();
+    for step in steps {
+        script.push(match ScriptStep::parse(step.get_ref())? {
+            ScriptStep::WaitPrompt => Step::WaitPrompt,
+            ScriptStep::Dtmf(d) => Step::Dtmf(d),
+            ScriptStep::Wait(ms) => Step::Wait(ms),
+            ScriptStep::Hangup => Step::Hangup,
+            ScriptStep::Play(p) => {
+                let path = resolve(&p);
+                let (rate, samples) = outcall_media::wav::read(&path).map_err(|e| e.to_string())?;
+                Step::Play(outcall_media::resample::resample(&samples, rate, 8000))
+            }
+        });
+    }
+    Ok(script)
+}
+
+fn offers_of(s: &SpanConfig, base: &Path) -> Result<Vec<Offer>, String> {
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let carrier = s.carrier.clone().unwrap_or_default();
+    carrier
+        .inbound
+        .iter()
+        .map(|i| {
+            let i = i.get_ref();
+            Ok(Offer {
+                after: Duration::from_millis(i.after_ms),
+                did: i.did.clone(),
+                ani: i.ani.clone(),
+                script: script_of(&i.script, &resolve)?,
+                record: i.record.as_deref().map(resolve),
+            })
+        })
+        .collect()
 }
 
 fn softspan_config(s: &SpanConfig, base: &Path) -> Result<outcall_softspan::Config, String> {
@@ -83,21 +140,7 @@ fn softspan_config(s: &SpanConfig, base: &Path) -> Result<outcall_softspan::Conf
     let mut callees = Vec::new();
     for c in &carrier.callee {
         let c = c.get_ref();
-        let mut script = Vec::new();
-        for step in &c.script {
-            script.push(match ScriptStep::parse(step.get_ref())? {
-                ScriptStep::WaitPrompt => Step::WaitPrompt,
-                ScriptStep::Dtmf(d) => Step::Dtmf(d),
-                ScriptStep::Wait(ms) => Step::Wait(ms),
-                ScriptStep::Hangup => Step::Hangup,
-                ScriptStep::Play(p) => {
-                    let path = resolve(&p);
-                    let (rate, samples) =
-                        outcall_media::wav::read(&path).map_err(|e| e.to_string())?;
-                    Step::Play(outcall_media::resample::resample(&samples, rate, 8000))
-                }
-            });
-        }
+        let script = script_of(&c.script, &resolve)?;
         callees.push(Callee {
             number: c.number.clone(),
             behaviour: match c.behaviour {
@@ -169,11 +212,38 @@ fn now() -> Instant {
     Instant::now()
 }
 
-fn run_softspan(mut ss: Softspan, rx: mpsc::Receiver<LineCommand>, ctx: SpanCtx) {
+fn run_softspan(
+    mut ss: Softspan,
+    rx: mpsc::Receiver<LineCommand>,
+    ctx: SpanCtx,
+    mut offers: Vec<Offer>,
+) {
     info!(span = %ctx.name, "softspan thread started");
     let mut chans: HashMap<u16, Channel> = HashMap::new();
     let mut next_tick = now() + TICK;
+    let mut up_at: Option<Instant> = None;
     loop {
+        // The carrier's scheduled calls to us, counted from the span coming up.
+        if up_at.is_none() && ss.is_up() {
+            up_at = Some(now());
+        }
+        if let Some(up) = up_at {
+            let elapsed = now().saturating_duration_since(up);
+            let mut i = 0;
+            while i < offers.len() {
+                if offers[i].after <= elapsed {
+                    let o = offers.remove(i);
+                    match ss.offer_inbound_with(&o.did, &o.ani, o.script, o.record) {
+                        Ok(ch) => {
+                            info!(span = %ctx.name, did = %o.did, ch, "carrier: offering an inbound call")
+                        }
+                        Err(e) => warn!(span = %ctx.name, "carrier: {e}"),
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
         // Commands from the main loop.
         loop {
             match rx.try_recv() {

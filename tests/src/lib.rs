@@ -186,3 +186,20 @@ impl Drop for Daemon {
 fn poll_pause() {
     std::thread::sleep(std::time::Duration::from_millis(25));
 }
+
+/// A deadline `limit` from now (bounded waits on real processes).
+#[allow(clippy::disallowed_methods)] // end-to-end tests wait on real processes and real time
+pub fn deadline(limit: std::time::Duration) -> std::time::Instant {
+    std::time::Instant::now() + limit
+}
+
+/// Whether `deadline` has passed.
+#[allow(clippy::disallowed_methods)] // see deadline()
+pub fn passed(deadline: std::time::Instant) -> bool {
+    std::time::Instant::now() >= deadline
+}
+
+/// The pause between two polls of a daemon's state.
+pub fn pause() {
+    poll_pause();
+}

@@ -109,6 +109,33 @@ pub struct CarrierConfig {
     /// The callees it simulates; other numbers are unallocated.
     #[serde(default)]
     pub callee: Vec<Spanned<CalleeConfig>>,
+    /// Calls the carrier places to us.
+    #[serde(default)]
+    pub inbound: Vec<Spanned<CarrierInbound>>,
+}
+
+/// A call the simulated carrier places to our span.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CarrierInbound {
+    /// The called number (our DID).
+    pub did: String,
+    /// The caller's number.
+    #[serde(default)]
+    pub ani: String,
+    /// Milliseconds after the span comes up.
+    #[serde(default = "second")]
+    pub after_ms: u64,
+    /// What the caller does once we answer (same steps as a callee's script).
+    #[serde(default)]
+    pub script: Vec<Spanned<String>>,
+    /// Write what the caller heard to this WAV file.
+    #[serde(default)]
+    pub record: Option<PathBuf>,
+}
+
+fn second() -> u64 {
+    1000
 }
 
 /// One `[[span]]`.

@@ -279,12 +279,13 @@ impl Dispatcher {
             }
             match self.ports.dial(now, rec.id) {
                 Ok(port) => {
+                    let name = self.ports.port_name(port);
                     let r = self.transition(rec.id, |r| {
                         r.state = RequestState::Dialing;
                         r.updated_at = unix;
                         r.attempts.push(Attempt {
                             n: r.attempts.len() as u32 + 1,
-                            port: Some(port.to_string()),
+                            port: Some(name.clone()),
                             started_at: unix,
                             answered_at: None,
                             ended_at: None,
@@ -503,9 +504,10 @@ impl Dispatcher {
                     match to {
                         Some(to) => {
                             info!(request = %request, %from, %to, "re-dialled on another port after a collision");
+                            let name = self.ports.port_name(to);
                             self.transition(request, |r| {
                                 if let Some(a) = r.attempts.last_mut() {
-                                    a.port = Some(to.to_string());
+                                    a.port = Some(name.clone());
                                 }
                             })?;
                             // The Dial for `to` follows in the port manager's outputs.

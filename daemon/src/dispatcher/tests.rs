@@ -290,7 +290,10 @@ fn glare_moves_the_request_without_counting_an_attempt() {
         .is_empty());
     let r = w.d.store().get(id).unwrap();
     assert_eq!(r.attempts.len(), 1, "still the first attempt");
-    assert_eq!(r.attempts[0].port.as_deref(), Some(p2.to_string().as_str()));
+    assert_eq!(
+        r.attempts[0].port.as_deref(),
+        Some(format!("s/{}", p2.channel).as_str())
+    );
     assert_eq!(r.state, RequestState::Dialing);
     // The inbound call ends normally.
     let out = w.ev(LineEvent::Released {

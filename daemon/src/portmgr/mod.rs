@@ -217,6 +217,14 @@ impl PortManager {
         &mut self.spans[p.span].chans[p.channel as usize - 1]
     }
 
+    /// The port's name for records and logs: `SPAN-NAME/CHANNEL`.
+    pub fn port_name(&self, p: Port) -> String {
+        match self.spans.get(p.span) {
+            Some(s) => format!("{}/{}", s.setup.name, p.channel),
+            None => p.to_string(),
+        }
+    }
+
     /// Outbound calls in progress.
     pub fn outbound_calls(&self) -> usize {
         self.spans

@@ -284,16 +284,19 @@ impl Softspan {
         Ok(ch)
     }
 
-    /// Same as [`Softspan::offer_inbound`], with a script the caller runs once we answer.
+    /// Same as [`Softspan::offer_inbound`], with a script the caller runs once we answer and a
+    /// WAV file for what the caller hears.
     pub fn offer_inbound_with(
         &mut self,
         did: &str,
         ani: &str,
         script: Vec<Step>,
+        record: Option<PathBuf>,
     ) -> Result<u16, Error> {
         let ch = self.offer_inbound(did, ani)?;
         if let Some(c) = self.calls.get_mut(&ch) {
             c.script = script;
+            c.record = record;
         }
         Ok(ch)
     }
