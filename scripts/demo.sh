@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# make demo: places a real call over softspan once the daemon exists; until then it says what the
-# demo will do and shows the parts that already work.
+# make demo: a real call over softspan.
+# outcalld starts on examples/softspan.toml (a T1 softspan: our libpri CPE against a simulated
+# carrier running libpri as NETWORK); outcallctl asks it to call +15550001, a scripted callee
+# who listens to the synthesised prompt and presses 1 as in-band DTMF; the final request record
+# is printed and the daemon stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/debug
-if [ -x "$bin/outcalld" ] && "$bin/outcalld" --help 2>/dev/null | grep -q -- '--config'; then
-    exec bash scripts/demo-call.sh
-fi
-cat <<'MSG'
-outcall demo
-============
-When the daemon lands (issue "outcalld and outcallctl"), this command will:
-  1. start outcalld on examples/softspan.toml (a T1 softspan: our libpri CPE against a simulated
-     carrier running libpri as NETWORK, B-channels on a 20 ms clock);
-  2. outcallctl call +15550001 --say "You were outbid. Press 1 to raise your bid." --collect 1;
-  3. the scripted callee answers, hears the synthesised prompt and presses 1 as in-band DTMF;
-  4. print the final request record (outcallctl status --json) and stop the daemon.
-What runs today:
-MSG
-"$bin/outcalld" --version
-"$bin/outcallctl" version
-cargo test -q -p outcall-pri-sys -p outcall-espeak-sys -p outcall-dahdi-sys 2>&1 | grep -E '^test result' | head -3
+demo=/tmp/outcall-demo
+sock=$demo/outcalld.sock
+rm -rf "$demo" && mkdir -p "$demo"
+
+"$bin/outcalld" --check-config examples/softspan.toml
+RUST_LOG=info "$bin/outcalld" --config examples/softspan.toml 2> "$demo/outcalld.log" &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null || true; wait $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
+[ -S "$sock" ] || { echo "outcalld did not start:"; cat "$demo/outcalld.log"; exit 1; }
+
+echo "== spans"
+"$bin/outcallctl" --socket "$sock" spans
+echo "== calling +15550001 (the simulated callee listens, then presses 1)"
+"$bin/outcallctl" --socket "$sock" call +15550001 \
+    --say "Hello. You were outbid on lot nine hundred ninety one. Press 1 to raise your bid by ten dollars." \
+    --collect 1 --user-data '{"auction":991,"raise":10}' --sender demo > "$demo/accepted.txt"
+cat "$demo/accepted.txt"
+id=$(sed -n 's/^request \([0-9]*\) accepted.*/\1/p' "$demo/accepted.txt")
+for _ in $(seq 1 300); do
+    state=$("$bin/outcallctl" --socket "$sock" --json status "$id" | sed -n 's/^  "state": "\(.*\)",\{0,1\}$/\1/p')
+    case "$state" in queued|dialing|ringing|answered|"") sleep 0.2 ;; *) break ;; esac
+done
+echo "== final record: outcallctl status --json $id"
+"$bin/outcallctl" --socket "$sock" status --json "$id"
+echo "== what the callee heard: $demo/callee-15550001.wav; daemon log: $demo/outcalld.log"
+kill -TERM $daemon
+wait $daemon
+trap - EXIT
+echo "== outcalld stopped cleanly"
