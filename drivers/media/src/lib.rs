@@ -9,6 +9,8 @@
 pub mod dtmf;
 pub mod g711;
 pub mod resample;
+#[cfg(feature = "spandsp")]
+pub mod spandsp;
 pub mod tone;
 pub mod tts;
 pub mod wav;
