@@ -39,8 +39,10 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
         let s = s.get_ref();
         match s.kind {
             SpanKind::Softspan => {
-                match softspan_config(s, &base).and_then(|c| Ok((c, offers_of(s, &base)?))) {
-                    Ok((cfg, offers)) => {
+                match softspan_config(s, &base)
+                    .and_then(|c| Ok((c, offers_of(s, &base)?, poisson_of(s, &base)?)))
+                {
+                    Ok((cfg, offers, poisson)) => {
                         let (tx, rx) = mpsc::channel();
                         let ctx = SpanCtx {
                             index: i,
@@ -53,7 +55,7 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
                         let spawned = std::thread::Builder::new()
                             .name(format!("span-{}", s.name))
                             .spawn(move || match Softspan::new(cfg) {
-                                Ok(ss) => run_softspan(ss, rx, ctx, offers),
+                                Ok(ss) => run_softspan(ss, rx, ctx, offers, poisson),
                                 Err(e) => error!(span = %ctx.name, "softspan did not start: {e}"),
                             });
                         match spawned {
@@ -71,6 +73,48 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
         }
     }
     lines
+}
+
+/// Random inbound traffic, from `[span.carrier] poisson`.
+struct Poisson {
+    per_ms: f64,
+    did: String,
+    ani: String,
+    script: Vec<Step>,
+    rng: rand::rngs::SmallRng,
+    next: Option<Instant>,
+}
+
+impl Poisson {
+    /// The gap to the next arrival: exponential with the configured mean.
+    fn gap(&mut self) -> Duration {
+        use rand::Rng;
+        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+        Duration::from_secs_f64((-u.ln() / self.per_ms / 1000.0).min(86_400.0))
+    }
+}
+
+fn poisson_of(s: &SpanConfig, base: &Path) -> Result<Option<Poisson>, String> {
+    use rand::SeedableRng;
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let Some(pz) = s.carrier.as_ref().and_then(|c| c.poisson.as_ref()) else {
+        return Ok(None);
+    };
+    let pz = pz.get_ref();
+    Ok(Some(Poisson {
+        per_ms: pz.per_minute / 60_000.0,
+        did: pz.did.clone(),
+        ani: pz.ani.clone(),
+        script: script_of(&pz.script, &resolve)?,
+        rng: rand::rngs::SmallRng::seed_from_u64(pz.seed),
+        next: None,
+    }))
 }
 
 /// A call the carrier places to us, from `[[span.carrier.inbound]]`.
@@ -217,6 +261,7 @@ fn run_softspan(
     rx: mpsc::Receiver<LineCommand>,
     ctx: SpanCtx,
     mut offers: Vec<Offer>,
+    mut poisson: Option<Poisson>,
 ) {
     info!(span = %ctx.name, "softspan thread started");
     let mut chans: HashMap<u16, Channel> = HashMap::new();
@@ -226,6 +271,18 @@ fn run_softspan(
         // The carrier's scheduled calls to us, counted from the span coming up.
         if up_at.is_none() && ss.is_up() {
             up_at = Some(now());
+        }
+        if let (Some(up), Some(pz)) = (up_at, poisson.as_mut()) {
+            let t = now();
+            let next = *pz.next.get_or_insert(up);
+            if t >= next {
+                let gap = pz.gap();
+                pz.next = Some(next + gap);
+                match ss.offer_inbound_with(&pz.did, &pz.ani, pz.script.clone(), None) {
+                    Ok(ch) => debug!(span = %ctx.name, ch, "carrier: random inbound call"),
+                    Err(e) => warn!(span = %ctx.name, "carrier: {e}"),
+                }
+            }
         }
         if let Some(up) = up_at {
             let elapsed = now().saturating_duration_since(up);
@@ -578,4 +635,33 @@ fn audio_file(url: &str) -> Option<Vec<i16>> {
     let path = PathBuf::from(url.strip_prefix("file://")?);
     let (rate, samples) = outcall_media::wav::read(&path).ok()?;
     Some(outcall_media::resample::resample(&samples, rate, 8000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn poisson_gaps_have_the_configured_mean_and_spread() {
+        let mut p = Poisson {
+            per_ms: 6.0 / 60_000.0, // six a minute: mean gap 10 s
+            did: "1".into(),
+            ani: String::new(),
+            script: Vec::new(),
+            rng: rand::rngs::SmallRng::seed_from_u64(7),
+            next: None,
+        };
+        let gaps: Vec<f64> = (0..20_000).map(|_| p.gap().as_secs_f64()).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        assert!((mean - 10.0).abs() < 0.3, "mean gap {mean} s");
+        // Exponential: the standard deviation equals the mean, and P(gap > mean) = 1/e.
+        let sd = (gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt();
+        assert!((sd / mean - 1.0).abs() < 0.05, "sd {sd} vs mean {mean}");
+        let above = gaps.iter().filter(|&&g| g > mean).count() as f64 / gaps.len() as f64;
+        assert!(
+            (above - (-1f64).exp()).abs() < 0.02,
+            "P(gap > mean) = {above}"
+        );
+    }
 }

@@ -112,6 +112,29 @@ pub struct CarrierConfig {
     /// Calls the carrier places to us.
     #[serde(default)]
     pub inbound: Vec<Spanned<CarrierInbound>>,
+    /// Random inbound traffic: calls arriving as a Poisson process.
+    #[serde(default)]
+    pub poisson: Option<Spanned<CarrierPoisson>>,
+}
+
+/// Inbound calls arriving as a Poisson process (exponential gaps), from a seeded generator so
+/// that a run can be repeated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CarrierPoisson {
+    /// Mean arrivals per minute.
+    pub per_minute: f64,
+    /// The called number.
+    pub did: String,
+    /// The caller's number.
+    #[serde(default)]
+    pub ani: String,
+    /// What each caller does once answered.
+    #[serde(default)]
+    pub script: Vec<Spanned<String>>,
+    /// Random seed.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 /// A call the simulated carrier places to our span.

@@ -385,6 +385,24 @@ impl Span {
         Ok(())
     }
 
+    /// Sends RESTART for one B-channel (`pri_reset`): the far end clears any call on it.
+    pub fn restart_channel(&mut self, channel: u16) -> Result<(), Error> {
+        let ts = self.timeslot(channel)?;
+        // SAFETY: pri is valid; plain integer channel.
+        let r = unsafe { sys::pri_reset(self.pri.as_ptr(), ts) };
+        if r != 0 {
+            return Err(Error::Refused {
+                what: "RESTART",
+                channel,
+            });
+        }
+        // Q.931 §5.5: a restart releases every call on the channel, at this end too.
+        while let Some(i) = self.calls.iter().position(|c| c.channel == channel) {
+            self.gone(i, Cause::NORMAL_UNSPECIFIED);
+        }
+        Ok(())
+    }
+
     /// Runs libpri on whatever the D-channel delivered and on expired timers.
     pub fn poll(&mut self) {
         let pri = self.pri.as_ptr();

@@ -230,6 +230,18 @@ impl Softspan {
         self.carrier.set_cut(cut);
     }
 
+    /// The carrier restarts B-channel `channel` (Q.931 RESTART): a call on it ends at both ends.
+    pub fn restart_channel(&mut self, channel: u16) -> Result<(), Error> {
+        info!(channel, "softspan carrier: RESTART");
+        self.carrier.restart_channel(channel)?;
+        if let Some(c) = self.calls.remove(&channel) {
+            if let Some(path) = &c.record {
+                let _ = outcall_media::wav::write_mono16(path, 8000, &c.heard);
+            }
+        }
+        Ok(())
+    }
+
     /// Carries out a command on our side.
     pub fn command(&mut self, channel: u16, cmd: PortCommand) -> Result<(), outcall_pri::Error> {
         match cmd {

@@ -470,3 +470,43 @@ fn d_channel_down_mid_call_ends_the_call_and_the_span_recovers() {
         r.has(&Event::Port(6, PortEvent::Connected))
     });
 }
+
+#[test]
+fn a_carrier_restart_ends_the_call_on_that_channel() {
+    let mut r = Run::new(t1(vec![callee("5550001", Behaviour::Answer, vec![])]));
+    r.ss.command(
+        9,
+        PortCommand::Dial {
+            called: "5550001".into(),
+            calling: None,
+        },
+    )
+    .unwrap();
+    r.until(Duration::from_secs(5), |r| {
+        r.has(&Event::Port(9, PortEvent::Connected))
+    });
+    r.ss.restart_channel(9).unwrap();
+    r.until(Duration::from_secs(10), |r| {
+        r.has(&Event::Span(SpanEvent::Restart(Some(9))))
+    });
+    assert!(
+        r.events
+            .iter()
+            .any(|e| matches!(e, Event::Port(9, PortEvent::Hangup(CallDir::Outbound, _)))),
+        "{:?}",
+        r.events
+    );
+    // The channel takes a new call.
+    r.ss.command(
+        9,
+        PortCommand::Dial {
+            called: "5550001".into(),
+            calling: None,
+        },
+    )
+    .unwrap();
+    let n = r.events.len();
+    r.until(Duration::from_secs(5), |r| {
+        r.events[n..].contains(&Event::Port(9, PortEvent::Connected))
+    });
+}
