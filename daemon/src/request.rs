@@ -461,6 +461,24 @@ pub struct Attempt {
     pub submitted: Option<serde_json::Value>,
 }
 
+impl Attempt {
+    /// Attempt number `n`, started at `started_at` on `port`; nothing else known yet.
+    pub fn start(n: u32, port: Option<String>, started_at: UnixMillis) -> Attempt {
+        Attempt {
+            n,
+            port,
+            started_at,
+            answered_at: None,
+            ended_at: None,
+            outcome: None,
+            cause: None,
+            hung_up_by: None,
+            digits: String::new(),
+            submitted: None,
+        }
+    }
+}
+
 /// The stored record of a request. Serialised with a version tag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {

@@ -113,18 +113,11 @@ mod tests {
     }
 
     fn attempt(r: &mut RequestRecord) {
-        r.attempts.push(Attempt {
-            n: r.attempts.len() as u32 + 1,
-            port: None,
-            started_at: UnixMillis(0),
-            answered_at: None,
-            ended_at: None,
-            outcome: None,
-            cause: None,
-            hung_up_by: None,
-            digits: String::new(),
-            submitted: None,
-        });
+        r.attempts.push(Attempt::start(
+            r.attempts.len() as u32 + 1,
+            None,
+            UnixMillis(0),
+        ));
     }
 
     #[test]

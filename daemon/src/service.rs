@@ -244,15 +244,9 @@ impl Service {
         since: Option<String>,
         limit: Option<usize>,
     ) -> Reply {
-        let since = match since.as_deref().map(|s| (s, parse_rfc3339(s))) {
-            Some((s, None)) => {
-                return Reply::err(
-                    ErrorCode::BadJson,
-                    format!("since: {s:?} is not an RFC 3339 time"),
-                )
-            }
-            Some((_, t)) => t,
-            None => None,
+        let since = match parse_since(since.as_deref()) {
+            Ok(t) => t,
+            Err(reply) => return reply,
         };
         let mut out = Vec::new();
         for r in self.store.all() {
@@ -305,15 +299,9 @@ impl Service {
     }
 
     fn report(&self, since: Option<String>) -> Reply {
-        let since = match since.as_deref().map(|s| (s, parse_rfc3339(s))) {
-            Some((s, None)) => {
-                return Reply::err(
-                    ErrorCode::BadJson,
-                    format!("since: {s:?} is not an RFC 3339 time"),
-                )
-            }
-            Some((_, t)) => t,
-            None => None,
+        let since = match parse_since(since.as_deref()) {
+            Ok(t) => t,
+            Err(reply) => return reply,
         };
         let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
@@ -345,6 +333,20 @@ impl Service {
             "talk_seconds": talk_ms / 1000,
         }))
     }
+}
+
+/// The optional `since` of list and report: an RFC 3339 time, or a `bad_json` reply naming it.
+fn parse_since(since: Option<&str>) -> Result<Option<UnixMillis>, Reply> {
+    since
+        .map(|s| {
+            parse_rfc3339(s).ok_or_else(|| {
+                Reply::err(
+                    ErrorCode::BadJson,
+                    format!("since: {s:?} is not an RFC 3339 time"),
+                )
+            })
+        })
+        .transpose()
 }
 
 impl Handler for Service {

@@ -75,6 +75,15 @@ pub fn start(config: &Config, config_path: &Path, reports: UnboundedSender<LineR
     lines
 }
 
+/// `p`, relative to the configuration file's directory unless absolute.
+fn relative_to(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
 /// Random inbound traffic, from `[span.carrier] poisson`.
 struct Poisson {
     per_ms: f64,
@@ -96,13 +105,7 @@ impl Poisson {
 
 fn poisson_of(s: &SpanConfig, base: &Path) -> Result<Option<Poisson>, String> {
     use rand::SeedableRng;
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
+    let resolve = |p: &Path| relative_to(base, p);
     let Some(pz) = s.carrier.as_ref().and_then(|c| c.poisson.as_ref()) else {
         return Ok(None);
     };
@@ -148,13 +151,7 @@ fn script_of(
 }
 
 fn offers_of(s: &SpanConfig, base: &Path) -> Result<Vec<Offer>, String> {
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
+    let resolve = |p: &Path| relative_to(base, p);
     let carrier = s.carrier.clone().unwrap_or_default();
     carrier
         .inbound
@@ -173,13 +170,7 @@ fn offers_of(s: &SpanConfig, base: &Path) -> Result<Vec<Offer>, String> {
 }
 
 fn softspan_config(s: &SpanConfig, base: &Path) -> Result<outcall_softspan::Config, String> {
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
+    let resolve = |p: &Path| relative_to(base, p);
     let carrier = s.carrier.clone().unwrap_or_default();
     let mut callees = Vec::new();
     for c in &carrier.callee {

@@ -283,18 +283,11 @@ impl Dispatcher {
                     let r = self.transition(rec.id, |r| {
                         r.state = RequestState::Dialing;
                         r.updated_at = unix;
-                        r.attempts.push(Attempt {
-                            n: r.attempts.len() as u32 + 1,
-                            port: Some(name.clone()),
-                            started_at: unix,
-                            answered_at: None,
-                            ended_at: None,
-                            outcome: None,
-                            cause: None,
-                            hung_up_by: None,
-                            digits: String::new(),
-                            submitted: None,
-                        });
+                        r.attempts.push(Attempt::start(
+                            r.attempts.len() as u32 + 1,
+                            Some(name.clone()),
+                            unix,
+                        ));
                     })?;
                     info!(request = %r.id, %port, attempt = r.attempts.len(), "dialling");
                     self.calls.insert(

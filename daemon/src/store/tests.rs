@@ -37,18 +37,11 @@ fn dial(store: &Store, id: RequestId, now: UnixMillis) -> RequestRecord {
     store
         .transition(id, RequestState::Queued, |r| {
             r.state = RequestState::Dialing;
-            r.attempts.push(Attempt {
-                n: r.attempts.len() as u32 + 1,
-                port: Some("span1/1".into()),
-                started_at: now,
-                answered_at: None,
-                ended_at: None,
-                outcome: None,
-                cause: None,
-                hung_up_by: None,
-                digits: String::new(),
-                submitted: None,
-            });
+            r.attempts.push(Attempt::start(
+                r.attempts.len() as u32 + 1,
+                Some("span1/1".into()),
+                now,
+            ));
         })
         .unwrap()
 }
